@@ -1,0 +1,32 @@
+# Two commands a newcomer needs (see README): `make run` and `make test`.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := python3 -m uv
+
+.PHONY: run test lint bootstrap browser
+
+bootstrap:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --quiet
+
+## Run the whole board on embedded defaults: Valkey, the simulator, web, worker and beat.
+run: bootstrap
+	$(UV) run python manage.py run
+
+## Run linters, the type checker and the whole test suite.
+test: bootstrap browser
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run pytest
+
+lint: bootstrap
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+# Browser tests drive Debian's Chromium; install it when we can (as root) and it is missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; \
+	fi

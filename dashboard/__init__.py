@@ -1,0 +1,5 @@
+"""The Mogplex status board."""
+
+from dashboard.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,68 @@
+"""The board's only database state: what the operator configured.
+
+Snapshots of upstream data live in Redis and can always be rebuilt; these rows
+cannot, so they live here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+
+class TrackedRun(models.Model):
+    """A Mogplex run the board follows. The API cannot list runs, so someone told us about it."""
+
+    class Via(models.TextChoices):
+        FORM = "form", "dashboard form"
+        COMMAND = "command", "track command"
+        INGEST = "ingest", "ingest endpoint"
+
+    class Lookup(models.TextChoices):
+        NEW = "new", "not fetched yet"
+        FOUND = "found", "found"
+        NOT_FOUND = "not_found", "no source owns it"
+
+    run_id = models.UUIDField(unique=True)
+    source = models.CharField(max_length=40, blank=True, help_text="The source that owns the run, once known.")
+    via = models.CharField(max_length=10, choices=Via.choices)
+    lookup = models.CharField(max_length=10, choices=Lookup.choices, default=Lookup.NEW)
+    status = models.CharField(max_length=20, blank=True, help_text="Last status seen upstream.")
+    tracked_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When the board first saw it terminal.")
+    final_fetch_done = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-tracked_at"]
+
+    def __str__(self) -> str:
+        return str(self.run_id)
+
+
+class DisplayToken(models.Model):
+    """A revocable secret in a kiosk URL. Only its SHA-256 is stored."""
+
+    name = models.CharField(max_length=80, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, name: str) -> tuple[DisplayToken, str]:
+        """Create a display token; the raw secret is returned once and never stored."""
+        raw = secrets.token_urlsafe(24)
+        return cls.objects.create(name=name, token_hash=cls.hash(raw)), raw

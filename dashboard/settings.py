@@ -1,0 +1,170 @@
+"""Django settings for the Mogplex status board.
+
+Everything comes from the environment through the typed helpers in
+``dashboard.env``; every variable is listed in ``.env.example``. With nothing
+set, the board boots on embedded defaults: SQLite, an embedded Valkey, and the
+bundled Mogplex simulator.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from dashboard.demo import demo_secrets
+from dashboard.env import ConfigurationError, envbool, envint, envlist, envstr
+from dashboard.mogplex.config import Source, Token, base_url_from_env, sources_from_env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("BOARD_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = envbool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# --- Mogplex -----------------------------------------------------------------
+# Unset Mogplex settings mean: read the bundled simulator with demo tokens that
+# live in var/ (see dashboard.demo), never in the repository.
+_configured_sources = sources_from_env(os.environ)
+_base_configured = any(envstr(v).strip() for v in ("MOGPLEX_BASE_URL", "MOGPLEX_URL"))
+MOGPLEX_SIMULATED = not _configured_sources and not _base_configured
+SIMULATOR_PORT = envint("SIMULATOR_PORT", 8765, minimum=1, maximum=65535)
+
+if MOGPLEX_SIMULATED:
+    _demo = demo_secrets(VAR_DIR)
+    MOGPLEX_BASE_URL = f"http://127.0.0.1:{SIMULATOR_PORT}"
+    MOGPLEX_TOKENS: list[Source] = [Source("demo", Token(_demo.read_token))]
+    BOARD_INGEST_TOKEN = envstr("BOARD_INGEST_TOKEN", _demo.ingest_token)
+else:
+    _demo = None
+    if not _configured_sources:
+        raise ConfigurationError(
+            "MOGPLEX_BASE_URL is set but no token is; set MOGPLEX_TOKEN (or MOGPLEX_TOKEN_<NAME>) "
+            "to a read token, or unset MOGPLEX_BASE_URL to use the simulator."
+        )
+    MOGPLEX_BASE_URL = base_url_from_env(os.environ)
+    MOGPLEX_TOKENS = _configured_sources
+    BOARD_INGEST_TOKEN = envstr("BOARD_INGEST_TOKEN", "")
+
+MOGPLEX_APP_URL = envstr("MOGPLEX_APP_URL", MOGPLEX_BASE_URL)
+MOGPLEX_CONNECT_TIMEOUT = envint("MOGPLEX_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)
+MOGPLEX_READ_TIMEOUT = envint("MOGPLEX_READ_TIMEOUT_SECONDS", 15, minimum=1)
+
+# --- Budget and freshness ----------------------------------------------------
+MOGPLEX_BUDGET = envint("MOGPLEX_BUDGET", 50, minimum=1, maximum=60)
+MOGPLEX_BUDGET_WINDOW_SECONDS = envint("MOGPLEX_BUDGET_WINDOW_SECONDS", 60, minimum=1)
+BOARD_RUN_REFRESH_SECONDS = envint("BOARD_RUN_REFRESH_SECONDS", 10, minimum=1)
+BOARD_SANDBOXES_REFRESH_SECONDS = envint("BOARD_SANDBOXES_REFRESH_SECONDS", 30, minimum=1)
+BOARD_REPOS_REFRESH_SECONDS = envint("BOARD_REPOS_REFRESH_SECONDS", 600, minimum=10)
+BOARD_STALE_SECONDS = envint("BOARD_STALE_SECONDS", 90, minimum=5)
+BOARD_RETENTION_HOURS = envint("BOARD_RETENTION_HOURS", 24, minimum=1)
+BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
+
+# --- Secret key --------------------------------------------------------------
+SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and not MOGPLEX_SIMULATED:
+        raise ConfigurationError(
+            "DJANGO_SECRET_KEY is not set; set it to a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    SECRET_KEY = demo_secrets(VAR_DIR).secret_key
+
+# --- Redis / Valkey ----------------------------------------------------------
+# Unset REDIS_URL: `manage.py run` starts an embedded Valkey on this port.
+EMBEDDED_VALKEY_PORT = envint("EMBEDDED_VALKEY_PORT", 6479, minimum=1, maximum=65535)
+REDIS_EMBEDDED = not envstr("REDIS_URL").strip()
+REDIS_URL = envstr("REDIS_URL").strip() or f"redis://127.0.0.1:{EMBEDDED_VALKEY_PORT}/0"
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ConfigurationError(f"REDIS_URL is {REDIS_URL!r}; set it to a redis:// or rediss:// URL.")
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# --- Django ------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("BOARD_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "root": {"handlers": ["console"], "level": envstr("BOARD_LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}

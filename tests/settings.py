@@ -1,0 +1,29 @@
+"""Settings for the test suite: the product's settings on throwaway ports and folders.
+
+Chosen before ``dashboard.settings`` is imported and exported through the
+environment, so that every process a test starts (simulator, Celery worker,
+live server) agrees on them.
+"""
+
+import os
+import socket
+import tempfile
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if "BOARD_TEST_SESSION" not in os.environ:
+    os.environ["BOARD_TEST_SESSION"] = "1"
+    os.environ["BOARD_VAR_DIR"] = tempfile.mkdtemp(prefix="board-test-")
+    os.environ["SIMULATOR_PORT"] = str(_free_port())
+    os.environ["EMBEDDED_VALKEY_PORT"] = str(_free_port())
+    for name in list(os.environ):
+        if name.startswith(("MOGPLEX_", "REDIS_URL", "DATABASE_URL", "DJANGO_", "BOARD_INGEST")):
+            del os.environ[name]
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+
+from dashboard.settings import *  # noqa: E402,F403
