@@ -27,12 +27,16 @@ class TrackedRun(models.Model):
         NOT_FOUND = "not_found", "no source owns it"
 
     run_id = models.UUIDField(unique=True)
-    source = models.CharField(max_length=40, blank=True, help_text="The source that owns the run, once known.")
+    source = models.CharField(
+        max_length=40, blank=True, help_text="The source that owns the run, once known."
+    )
     via = models.CharField(max_length=10, choices=Via.choices)
     lookup = models.CharField(max_length=10, choices=Lookup.choices, default=Lookup.NEW)
     status = models.CharField(max_length=20, blank=True, help_text="Last status seen upstream.")
     tracked_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True, help_text="When the board first saw it terminal.")
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the board first saw it terminal."
+    )
     final_fetch_done = models.BooleanField(default=False)
 
     class Meta:

@@ -38,7 +38,6 @@ if MOGPLEX_SIMULATED:
     MOGPLEX_TOKENS: list[Source] = [Source("demo", Token(_demo.read_token))]
     BOARD_INGEST_TOKEN = envstr("BOARD_INGEST_TOKEN", _demo.ingest_token)
 else:
-    _demo = None
     if not _configured_sources:
         raise ConfigurationError(
             "MOGPLEX_BASE_URL is set but no token is; set MOGPLEX_TOKEN (or MOGPLEX_TOKEN_<NAME>) "

@@ -45,7 +45,10 @@ def test_bad_base_url_says_what_to_fix(raw: str, says: str) -> None:
 
 
 def test_base_url_wins_over_cli_variable() -> None:
-    env = {"MOGPLEX_URL": "https://staging.mogplex.com", "MOGPLEX_BASE_URL": "https://mogplex.com/api/v1/mogplex"}
+    env = {
+        "MOGPLEX_URL": "https://staging.mogplex.com",
+        "MOGPLEX_BASE_URL": "https://mogplex.com/api/v1/mogplex",
+    }
     assert base_url_from_env(env) == "https://mogplex.com"
     assert base_url_from_env({"MOGPLEX_URL": "https://staging.mogplex.com"}) == "https://staging.mogplex.com"
 
@@ -76,7 +79,10 @@ def test_token_never_shows_itself() -> None:
 @pytest.mark.parametrize(
     ("env", "sentence"),
     [
-        ({"MOGPLEX_BASE_URL": "https://mogplex.com?x=1", "MOGPLEX_TOKEN": "mog_x"}, "remove the query string"),
+        (
+            {"MOGPLEX_BASE_URL": "https://mogplex.com?x=1", "MOGPLEX_TOKEN": "mog_x"},
+            "remove the query string",
+        ),
         ({"MOGPLEX_BASE_URL": "gopher://mogplex.com", "MOGPLEX_TOKEN": "mog_x"}, "http(s) URL"),
         ({"MOGPLEX_BASE_URL": "https://mogplex.com", "MOGPLEX_TOKEN": ""}, "MOGPLEX_TOKEN is empty"),
         ({"MOGPLEX_BASE_URL": "https://mogplex.com"}, "no token is"),
@@ -88,7 +94,11 @@ def test_bad_configuration_stops_start_up_with_one_sentence(env: dict[str, str],
     clean["DJANGO_SETTINGS_MODULE"] = "dashboard.settings"
     clean["DJANGO_SECRET_KEY"] = "x" * 50
     proc = subprocess.run(
-        [sys.executable, "manage.py", "check"], env={**clean, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "check"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05) -> T:
+def wait_for[T](condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05) -> T:
     """Call ``condition`` until it returns something truthy, and return that.
 
     Fails the test with ``what`` in the message when ``timeout`` seconds pass first.

@@ -48,7 +48,7 @@ class Token:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("a Mogplex token cannot be pickled or sent to a task; pass the source name")
 
 
@@ -72,9 +72,7 @@ def normalize_base_url(raw: str, variable: str = "MOGPLEX_BASE_URL") -> str:
             f"{variable} is {value!r}; set it to an http(s) URL such as https://mogplex.com."
         )
     if parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise ConfigurationError(
-            f"{variable} is {value!r}; remove the query string or fragment from it."
-        )
+        raise ConfigurationError(f"{variable} is {value!r}; remove the query string or fragment from it.")
     if parts.username or parts.password:
         raise ConfigurationError(
             f"{variable} contains credentials; remove them and set MOGPLEX_TOKEN instead."

@@ -1,0 +1,203 @@
+"""The snapshot store: everything the board knows about upstream, kept in Redis.
+
+The only module that knows the board's Redis keys. Workers write records here
+after each fetch; views read the composed board and never call upstream. Every
+record carries ``fetched_at`` (epoch seconds, the board's clock) so every
+displayed datum can say how old it is. Upstream timestamps stay the ISO strings
+upstream sent.
+
+Keys (all JSON unless noted):
+- ``board:run:<run_id>``          one tracked run: detail, events (clipped), PR URL
+- ``board:sandboxes:<source>``    the last ``/sandboxes`` list of a source
+- ``board:repos:<source>``        the last ``/repos`` list of a source
+- ``board:account:<source>``      account readiness (``/api/auth/user``, ``/models``)
+- ``board:source:<source>``       source health: state, last success/error, budget, interval
+- ``board:sandbox-history:<id>``  list of ``{status, seen_at}`` as the board saw them
+- ``board:composed``              the composed board, with its ``version``
+- ``board:version``               (string) the composed board's version, for the cheap 204 check
+- ``board:heartbeat``             (string) epoch seconds of the poller's last tick
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from functools import cache
+from typing import Any, cast
+
+import redis
+from django.conf import settings
+
+JSON = dict[str, Any]
+
+# Fields that record *when* we looked, not *what* we saw: they are left out of
+# the board's version so that an unchanged upstream keeps an unchanged version.
+TIMING_FIELDS = frozenset({"fetched_at", "composed_at", "heartbeat_at", "last_success_at", "checked_at"})
+
+SANDBOX_HISTORY_LIMIT = 50
+
+
+@cache
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
+def redis_client() -> redis.Redis:
+    """The Redis connection for ``settings.REDIS_URL`` (one pool per URL per process)."""
+    return _client_for(settings.REDIS_URL)
+
+
+def _get(key: str) -> JSON | None:
+    raw = cast(bytes | None, redis_client().get(key))
+    return None if raw is None else cast(JSON, json.loads(raw))
+
+
+def _set(key: str, value: JSON, *, ttl: int | None = None) -> None:
+    redis_client().set(key, json.dumps(value, separators=(",", ":")), ex=ttl)
+
+
+# --- runs --------------------------------------------------------------------
+
+
+def run_write(record: JSON) -> None:
+    """Store one run record; ``record["run_id"]`` names it."""
+    _set(f"board:run:{record['run_id']}", record)
+
+
+def run_read(run_id: str) -> JSON | None:
+    return _get(f"board:run:{run_id}")
+
+
+def runs_read(run_ids: Iterable[str]) -> dict[str, JSON]:
+    """Several run records in one round trip; missing ones are left out."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    raws = cast(list[bytes | None], redis_client().mget([f"board:run:{i}" for i in ids]))
+    return {i: cast(JSON, json.loads(raw)) for i, raw in zip(ids, raws, strict=True) if raw is not None}
+
+
+def run_delete(run_id: str) -> None:
+    redis_client().delete(f"board:run:{run_id}")
+
+
+# --- per-source lists ----------------------------------------------------------
+
+
+def sandboxes_write(source: str, sandboxes: list[JSON], *, fetched_at: float) -> None:
+    _set(f"board:sandboxes:{source}", {"source": source, "fetched_at": fetched_at, "sandboxes": sandboxes})
+
+
+def sandboxes_read(source: str) -> JSON | None:
+    return _get(f"board:sandboxes:{source}")
+
+
+def repos_write(source: str, repos: list[JSON], *, fetched_at: float) -> None:
+    _set(f"board:repos:{source}", {"source": source, "fetched_at": fetched_at, "repos": repos})
+
+
+def repos_read(source: str) -> JSON | None:
+    return _get(f"board:repos:{source}")
+
+
+def account_write(source: str, account: JSON) -> None:
+    """Account readiness: ``{"fetched_at", "user": {...} | None, "models": int | None}``."""
+    _set(f"board:account:{source}", account)
+
+
+def account_read(source: str) -> JSON | None:
+    return _get(f"board:account:{source}")
+
+
+# --- source health -------------------------------------------------------------
+
+
+def source_health_read(source: str) -> JSON | None:
+    return _get(f"board:source:{source}")
+
+
+def source_health_update(source: str, **fields: Any) -> JSON:
+    """Merge ``fields`` into a source's health record and return the result.
+
+    Read-modify-write without a lock: each field has a single writer at a time
+    in practice (the fetch on that source), and a lost update is repaired by the
+    next fetch.
+    """
+    health = source_health_read(source) or {"name": source}
+    health.update(fields)
+    _set(f"board:source:{source}", health)
+    return health
+
+
+# --- sandbox history -------------------------------------------------------------
+
+
+def sandbox_history_append(sandbox_id: str, status: str, *, seen_at: float) -> None:
+    """Record a status the board saw for a sandbox, if it differs from the last one."""
+    key = f"board:sandbox-history:{sandbox_id}"
+    client = redis_client()
+    last = cast(bytes | None, client.lindex(key, -1))
+    if last is not None and json.loads(last)["status"] == status:
+        return
+    pipe = client.pipeline()
+    pipe.rpush(key, json.dumps({"status": status, "seen_at": seen_at}))
+    pipe.ltrim(key, -SANDBOX_HISTORY_LIMIT, -1)
+    pipe.expire(key, 7 * 24 * 3600)
+    pipe.execute()
+
+
+def sandbox_history_read(sandbox_id: str) -> list[JSON]:
+    raws = cast(list[bytes], redis_client().lrange(f"board:sandbox-history:{sandbox_id}", 0, -1))
+    return [cast(JSON, json.loads(raw)) for raw in raws]
+
+
+# --- the composed board ------------------------------------------------------------
+
+
+def content_version(board: JSON) -> str:
+    """A short hash of what the board shows, ignoring when things were fetched."""
+    digest = hashlib.blake2b(
+        json.dumps(_without_timing(board), sort_keys=True, separators=(",", ":")).encode(), digest_size=8
+    )
+    return digest.hexdigest()
+
+
+def _without_timing(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k not in TIMING_FIELDS and k != "version"}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
+
+
+def board_write(board: JSON) -> str:
+    """Store the composed board, setting ``board["version"]``; return the version."""
+    version = content_version(board)
+    board["version"] = version
+    pipe = redis_client().pipeline()
+    pipe.set("board:composed", json.dumps(board, separators=(",", ":")))
+    pipe.set("board:version", version)
+    pipe.execute()
+    return version
+
+
+def board_read() -> JSON | None:
+    return _get("board:composed")
+
+
+def board_version() -> str | None:
+    raw = cast(bytes | None, redis_client().get("board:version"))
+    return None if raw is None else raw.decode()
+
+
+# --- poller heartbeat ----------------------------------------------------------------
+
+
+def heartbeat_write(now: float) -> None:
+    redis_client().set("board:heartbeat", repr(now))
+
+
+def heartbeat_read() -> float | None:
+    raw = cast(bytes | None, redis_client().get("board:heartbeat"))
+    return None if raw is None else float(raw)
