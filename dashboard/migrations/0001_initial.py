@@ -5,42 +5,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DisplayToken',
+            name="DisplayToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80, unique=True)),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('last_seen_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80, unique=True)),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("last_seen_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='TrackedRun',
+            name="TrackedRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('run_id', models.UUIDField(unique=True)),
-                ('source', models.CharField(blank=True, help_text='The source that owns the run, once known.', max_length=40)),
-                ('via', models.CharField(choices=[('form', 'dashboard form'), ('command', 'track command'), ('ingest', 'ingest endpoint')], max_length=10)),
-                ('lookup', models.CharField(choices=[('new', 'not fetched yet'), ('found', 'found'), ('not_found', 'no source owns it')], default='new', max_length=10)),
-                ('status', models.CharField(blank=True, help_text='Last status seen upstream.', max_length=20)),
-                ('tracked_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, help_text='When the board first saw it terminal.', null=True)),
-                ('final_fetch_done', models.BooleanField(default=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("run_id", models.UUIDField(unique=True)),
+                (
+                    "source",
+                    models.CharField(
+                        blank=True, help_text="The source that owns the run, once known.", max_length=40
+                    ),
+                ),
+                (
+                    "via",
+                    models.CharField(
+                        choices=[
+                            ("form", "dashboard form"),
+                            ("command", "track command"),
+                            ("ingest", "ingest endpoint"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "lookup",
+                    models.CharField(
+                        choices=[
+                            ("new", "not fetched yet"),
+                            ("found", "found"),
+                            ("not_found", "no source owns it"),
+                        ],
+                        default="new",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(blank=True, help_text="Last status seen upstream.", max_length=20),
+                ),
+                ("tracked_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "finished_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When the board first saw it terminal.", null=True
+                    ),
+                ),
+                ("final_fetch_done", models.BooleanField(default=False)),
             ],
             options={
-                'ordering': ['-tracked_at'],
+                "ordering": ["-tracked_at"],
             },
         ),
     ]
