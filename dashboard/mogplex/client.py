@@ -1,0 +1,410 @@
+"""The read-only Mogplex v1 client: the only code in the board that speaks HTTP to Mogplex.
+
+It sends GET, and only to the contract's allow-list (section 10); it has no
+method that writes and never sends an ``Idempotency-Key``. It never follows a
+redirect: httpx would drop the token on a cross-host hop and land on a login
+page, so a 3xx is a configuration error (section 1). Each request is logged once
+on ``dashboard.mogplex``, by endpoint template, never with the token.
+
+Retry policy is not here: a failure raises a ``MogplexError`` whose ``kind`` the
+poller acts on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from dashboard.mogplex.config import API_PREFIX, Source, normalize_base_url
+from dashboard.mogplex.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidId,
+    MogplexError,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    RedirectRefused,
+    Unauthorized,
+    Unavailable,
+    UpstreamTimeout,
+)
+from dashboard.mogplex.models import (
+    AccountUser,
+    Agent,
+    Model,
+    Repo,
+    RunDetail,
+    RunEvents,
+    Sandbox,
+    SandboxLogs,
+    decode_json,
+    error_message,
+    parse_agents,
+    parse_auth_user,
+    parse_envelope,
+    parse_models,
+    parse_repos,
+    parse_run,
+    parse_run_events,
+    parse_sandbox_logs,
+    parse_sandboxes,
+)
+
+logger = logging.getLogger("dashboard.mogplex")
+
+USER_AGENT = "mogplex-status-board/0.1"
+MAX_LIMIT = 200
+DEFAULT_RETRY_AFTER = 60.0
+
+# The only requests this client can make: path template -> whether it hangs off
+# the API base (True) or the origin base (False). ``{id}`` is always a UUID.
+ALLOWED_ENDPOINTS: Mapping[str, bool] = {
+    "/repos": True,
+    "/sandboxes": True,
+    "/sandboxes/{id}/logs": True,
+    "/runs/{id}": True,
+    "/runs/{id}/events": True,
+    "/models": True,
+    "/agents": True,
+    "/api/auth/user": False,
+}
+
+T = TypeVar("T")
+
+
+def validate_uuid(value: str) -> str:
+    """``value`` as a lowercase canonical UUID, or ``InvalidId``: upstream answers 500 to a non-UUID id."""
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        parsed = None
+    # uuid.UUID also accepts braces, urn: prefixes and bare hex, which upstream does not.
+    if parsed is None or str(parsed) != text.lower():
+        raise InvalidId(
+            f"{value!r} is not a Mogplex id; ids are UUIDs like 3f2a9c1e-0000-4000-8000-000000000000."
+        )
+    return text.lower()
+
+
+class MogplexClient:
+    """Read-only access to one Mogplex account (a ``Source``) at one base URL.
+
+    ``base_url`` is an origin (``https://mogplex.com``) or origin + ``/api/v1/mogplex``.
+    Use it as a context manager, or call ``close()``. Every method sends exactly
+    one GET and raises a ``MogplexError`` subclass on failure, ``InvalidId``
+    (before sending anything) for an id that is not a UUID.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        source: Source,
+        *,
+        connect_timeout: float = 5,
+        read_timeout: float = 15,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.api_base = self.base_url + API_PREFIX
+        self.source = source
+        self._http = httpx.Client(
+            follow_redirects=False,
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+            ),
+            headers={
+                "Authorization": f"Bearer {source.token.reveal()}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"MogplexClient(base_url={self.base_url!r}, source={self.source.name!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # -- the endpoints ------------------------------------------------------------
+
+    def repos(self) -> tuple[Repo, ...]:
+        """The user's repos, sorted by full name (at most 200)."""
+        return self._get("/repos", lambda r: parse_repos(_data(r)), params={"limit": MAX_LIMIT})
+
+    def sandboxes(self) -> tuple[Sandbox, ...]:
+        """The user's sandboxes, most recently active first (at most 200)."""
+        return self._get("/sandboxes", lambda r: parse_sandboxes(_data(r)), params={"limit": MAX_LIMIT})
+
+    def sandbox_logs(self, sandbox_id: str) -> SandboxLogs:
+        """One sandbox with its logs and lifecycle events; ``sandbox_id`` is the record id. Needs ``read``."""
+        return self._get("/sandboxes/{id}/logs", lambda r: parse_sandbox_logs(_data(r)), path_id=sandbox_id)
+
+    def run(self, run_id: str) -> RunDetail:
+        """One run's state. Prefer ``run_events``, which costs the same and brings the events."""
+        return self._get("/runs/{id}", lambda r: parse_run(_data(r)), path_id=run_id)
+
+    def run_events(self, run_id: str, limit: int = MAX_LIMIT) -> RunEvents:
+        """A run's state and its first ``limit`` events (oldest first), in one request.
+
+        ``limit`` is 1..200; ``RunEvents.truncated(limit)`` says whether later events are hidden.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit is {limit!r}; Mogplex returns 1 to {MAX_LIMIT} events.")
+        return self._get(
+            "/runs/{id}/events",
+            lambda r: parse_run_events(_data(r), server_date=_server_date(r)),
+            path_id=run_id,
+            params={"limit": limit},
+        )
+
+    def models(self) -> tuple[Model, ...]:
+        """The models the user may use. Needs ``read``."""
+        return self._get("/models", lambda r: parse_models(_data(r)))
+
+    def agents(self) -> tuple[Agent, ...]:
+        """Preset agents, then the user's own. Needs ``read``."""
+        return self._get("/agents", lambda r: parse_agents(_data(r)))
+
+    def auth_user(self) -> AccountUser | None:
+        """Who the token belongs to, or ``None``, which upstream also says for a rate-limited token.
+
+        It spends budget and has side effects upstream, so call it rarely.
+        """
+        return self._get("/api/auth/user", lambda r: parse_auth_user(decode_json(r.content, r.status_code)))
+
+    # -- the one way out ----------------------------------------------------------
+
+    def _get(
+        self,
+        template: str,
+        parse: Callable[[httpx.Response], T],
+        *,
+        path_id: str | None = None,
+        params: Mapping[str, int | str] | None = None,
+    ) -> T:
+        """Send one GET to an allow-listed endpoint, classify the answer, parse it, log it once."""
+        on_api_base = ALLOWED_ENDPOINTS.get(template)
+        if on_api_base is None:
+            raise ValueError(f"{template} is not on the read-only allow-list; the board never calls it.")
+        if ("{id}" in template) != (path_id is not None):
+            raise ValueError(f"{template} needs exactly one id in its path.")
+        path = template if path_id is None else template.replace("{id}", validate_uuid(path_id))
+        url = (self.api_base if on_api_base else self.base_url) + path
+
+        started = time.monotonic()
+        status, outcome = self._exchange(url, template, params, parse)
+        ms = round((time.monotonic() - started) * 1000)
+        kind = outcome.kind if isinstance(outcome, MogplexError) else "ok"
+        logger.log(
+            logging.WARNING if isinstance(outcome, MogplexError) else logging.INFO,
+            "mogplex source=%s endpoint=%s outcome=%s status=%s ms=%d",
+            self.source.name,
+            template,
+            kind,
+            "-" if status is None else status,
+            ms,
+            extra={
+                "mogplex_source": self.source.name,
+                "mogplex_endpoint": template,
+                "mogplex_outcome": kind,
+                "mogplex_status": status,
+                "mogplex_ms": ms,
+            },
+        )
+        if isinstance(outcome, MogplexError):
+            # Raised here, outside any ``except`` block, so no httpx exception
+            # (which holds the request and its Authorization header) rides
+            # along as ``__context__``.
+            raise outcome
+        return outcome
+
+    def _exchange(
+        self,
+        url: str,
+        template: str,
+        params: Mapping[str, int | str] | None,
+        parse: Callable[[httpx.Response], T],
+    ) -> tuple[int | None, T | MogplexError]:
+        """The HTTP status (None if nothing answered) and the parsed result or the failure."""
+        response = self._send(url, template, params)
+        if isinstance(response, MogplexError):
+            return None, response
+        status = response.status_code
+        try:
+            return status, parse(self._check(response, template))
+        except ProtocolError as exc:
+            if exc.status is None:
+                # A shape error from the models: say where and with which status it came.
+                return status, ProtocolError(
+                    f"Mogplex at {self.base_url} answered {status} to GET {template} with an "
+                    f"unexpected shape: {exc}",
+                    status=status,
+                )
+            return status, exc
+        except MogplexError as exc:
+            return status, exc
+
+    def _send(
+        self, url: str, template: str, params: Mapping[str, int | str] | None
+    ) -> httpx.Response | MogplexError:
+        where = f"Mogplex at {self.base_url}"
+        try:
+            return self._http.get(url, params=params)
+        except httpx.TimeoutException:
+            return UpstreamTimeout(
+                f"{where} did not answer GET {template} in time; check the base URL and the network, "
+                "then try again."
+            )
+        except httpx.TransportError as exc:
+            # The class name says what happened (ConnectError, ReadError, ...);
+            # its text is left out because httpx may quote the request in it.
+            return Unavailable(
+                f"{where} could not be reached for GET {template} ({type(exc).__name__}); "
+                "check the base URL and that Mogplex is up."
+            )
+
+    def _check(self, response: httpx.Response, template: str) -> httpx.Response:
+        """Return a 2xx response; raise the error class for anything else."""
+        status = response.status_code
+        where = f"Mogplex at {self.base_url}"
+        if 200 <= status < 300:
+            return response
+        if 300 <= status < 400:
+            raise self._redirect(response)
+        upstream = error_message(response.content)
+        if status == 401:
+            raise Unauthorized(
+                f"{where} rejected the token of source '{self.source.name}' (401); fix the token: "
+                "it is missing, invalid, expired or revoked.",
+                status=status,
+            )
+        if status == 403:
+            # Upstream's message names the missing scope and where to issue a token with it.
+            advice = upstream or "a scope is missing; add the scope to the token."
+            raise Forbidden(
+                f"{where} refused GET {template} for source '{self.source.name}' (403): {advice}",
+                status=status,
+            )
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise RateLimited(
+                f"{where} rate-limited source '{self.source.name}' (429); respect the rate limit: "
+                f"send nothing on this token for {retry_after:g} s.",
+                retry_after=retry_after,
+                status=status,
+            )
+        if status == 404 and upstream is not None:
+            raise NotFound(
+                f"{where} answered 404 to GET {template} for source '{self.source.name}' ({upstream}); "
+                "the id does not exist or belongs to another account.",
+                status=status,
+            )
+        if status == 404:
+            # An HTML 404 is an unknown path, not an unknown id: the base URL is wrong.
+            raise ProtocolError(
+                f"{where} answered 404 without a Mogplex error to GET {template}; "
+                "check the base URL points at Mogplex.",
+                status=status,
+            )
+        if status >= 500:
+            detail = f" ({upstream})" if upstream else ""
+            raise Unavailable(
+                f"{where} failed with {status} on GET {template}{detail}; it is an upstream problem, "
+                "try again later.",
+                status=status,
+            )
+        if 400 <= status < 500:
+            detail = f" ({upstream})" if upstream else ""
+            raise BadRequest(
+                f"{where} rejected GET {template} with {status}{detail}; the board sent a request "
+                "Mogplex does not accept, report it as a bug.",
+                status=status,
+            )
+        raise ProtocolError(
+            f"{where} answered GET {template} with status {status}; check the base URL points at Mogplex.",
+            status=status,
+        )
+
+    def _redirect(self, response: httpx.Response) -> RedirectRefused:
+        status = response.status_code
+        where = f"Mogplex at {self.base_url}"
+        raw_location = response.headers.get("Location")
+        if not raw_location:
+            return RedirectRefused(
+                f"{where} answered {status} redirect without a Location; check MOGPLEX_BASE_URL.",
+                status=status,
+            )
+        location = urljoin(str(response.request.url), raw_location)
+        if urlsplit(location).path.startswith("/login"):
+            return RedirectRefused(
+                f"{where} answered {status} redirect to its login page, so the bearer token did not "
+                "reach the API; check MOGPLEX_TOKEN and that no proxy strips the Authorization header.",
+                status=status,
+                location=location,
+            )
+        return RedirectRefused(
+            f"{where} answered {status} redirect to {location}; set MOGPLEX_BASE_URL to the address "
+            "it redirects to.",
+            status=status,
+            location=location,
+        )
+
+
+# -- reading a response -----------------------------------------------------------
+
+
+def _data(response: httpx.Response) -> Any:
+    return parse_envelope(response.content, response.status_code)
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a ``Retry-After`` (delta-seconds or HTTP date); 60 when absent or malformed."""
+    if value is None:
+        return DEFAULT_RETRY_AFTER
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY_AFTER
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return DEFAULT_RETRY_AFTER
+    return seconds
+
+
+def _server_date(response: httpx.Response) -> datetime | None:
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
