@@ -34,7 +34,7 @@ SIMULATOR_PORT = envint("SIMULATOR_PORT", 8765, minimum=1, maximum=65535)
 
 if MOGPLEX_SIMULATED:
     _demo = demo_secrets(VAR_DIR)
-    MOGPLEX_BASE_URL = f"http://127.0.0.1:{SIMULATOR_PORT}"
+    MOGPLEX_BASE_URL = envstr("SIMULATOR_URL").strip() or f"http://127.0.0.1:{SIMULATOR_PORT}"
     MOGPLEX_TOKENS: list[Source] = [Source("demo", Token(_demo.read_token))]
     BOARD_INGEST_TOKEN = envstr("BOARD_INGEST_TOKEN", _demo.ingest_token)
 else:
@@ -47,6 +47,7 @@ else:
     MOGPLEX_TOKENS = _configured_sources
     BOARD_INGEST_TOKEN = envstr("BOARD_INGEST_TOKEN", "")
 
+BOARD_METRICS_TOKEN = envstr("BOARD_METRICS_TOKEN", "")
 MOGPLEX_APP_URL = envstr("MOGPLEX_APP_URL", MOGPLEX_BASE_URL)
 MOGPLEX_CONNECT_TIMEOUT = envint("MOGPLEX_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)
 MOGPLEX_READ_TIMEOUT = envint("MOGPLEX_READ_TIMEOUT_SECONDS", 15, minimum=1)
@@ -111,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "dashboard.ops.view_latency_middleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -152,6 +154,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root on every start
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -16,6 +16,7 @@ Keys (all JSON unless noted):
 - ``board:composed``              the composed board, with its ``version``
 - ``board:version``               (string) the composed board's version, for the cheap 204 check
 - ``board:heartbeat``             (string) epoch seconds of the poller's last tick
+- ``board:outcomes:<source>``     (hash) upstream requests counted by outcome
 """
 
 from __future__ import annotations
@@ -189,6 +190,19 @@ def board_read() -> JSON | None:
 def board_version() -> str | None:
     raw = cast(bytes | None, redis_client().get("board:version"))
     return None if raw is None else raw.decode()
+
+
+# --- upstream outcome counters (for /metrics) ----------------------------------------
+
+
+def upstream_outcome_count(source: str, outcome: str) -> None:
+    """Count one upstream request of ``source`` by outcome (``ok`` or an error kind)."""
+    redis_client().hincrby(f"board:outcomes:{source}", outcome, 1)
+
+
+def upstream_outcomes_read(source: str) -> dict[str, int]:
+    raw = cast(dict[bytes, bytes], redis_client().hgetall(f"board:outcomes:{source}"))
+    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 # --- poller heartbeat ----------------------------------------------------------------

@@ -1,6 +1,12 @@
 from django.contrib import admin
 from django.urls import path
 
+from dashboard import ingest, ops
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
+    path("ingest/runs", ingest.runs_ingest, name="ingest-runs"),
 ]
