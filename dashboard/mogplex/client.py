@@ -92,9 +92,8 @@ def validate_uuid(value: str) -> str:
         parsed = None
     # uuid.UUID also accepts braces, urn: prefixes and bare hex, which upstream does not.
     if parsed is None or str(parsed) != text.lower():
-        raise InvalidId(
-            f"{value!r} is not a Mogplex id; ids are UUIDs like 3f2a9c1e-0000-4000-8000-000000000000."
-        )
+        # The value is not echoed: a token pasted into the wrong field must not end up in a log.
+        raise InvalidId("That is not a Mogplex id; ids are UUIDs like 3f2a9c1e-0000-4000-8000-000000000000.")
     return text.lower()
 
 
