@@ -90,6 +90,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The poller's heartbeat: each tick plans every source's fetches for the next tick.
+CELERY_BEAT_SCHEDULE = {
+    "poll-tick": {
+        "task": "dashboard.polling.tasks.poll_tick",
+        "schedule": float(BOARD_POLL_TICK_SECONDS),
+        "options": {"expires": float(BOARD_POLL_TICK_SECONDS) * 2},
+    },
+}
 
 # --- Django ------------------------------------------------------------------
 INSTALLED_APPS = [

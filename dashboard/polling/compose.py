@@ -1,0 +1,139 @@
+"""The composed board: every record the poller keeps, joined with the tracked runs, in one JSON document.
+
+The shape is documented in ``docs/internals.md`` ("Composed board"); the views
+read nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from dashboard import snapshots
+from dashboard.models import TrackedRun
+from dashboard.mogplex.models import parse_timestamp
+from dashboard.polling.scheduler import TERMINAL_STATUSES
+from dashboard.polling.sources import source_names
+
+JSON = dict[str, Any]
+
+# The product's own threshold for agent calls (contract section 9): a run that
+# has not moved for this long may have lost its worker.
+POSSIBLY_STALE_AFTER = timedelta(hours=6)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _latest_event(events: list[JSON]) -> JSON | None:
+    if not events:
+        return None
+    last = events[-1]
+    return {
+        "type": last.get("type"),
+        "tool_name": last.get("tool_name"),
+        "message": last.get("message"),
+        "created_at": last.get("created_at"),
+    }
+
+
+def _possibly_stale(status: str, updated_at: str | None, now: datetime) -> bool:
+    if status in TERMINAL_STATUSES:
+        return False
+    updated = parse_timestamp(updated_at)
+    return updated is not None and now - updated > POSSIBLY_STALE_AFTER
+
+
+def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
+    """Rows for every tracked run inside the retention window, newest tracked first."""
+    cutoff = now - timedelta(hours=settings.BOARD_RETENTION_HOURS)
+    rows = list(TrackedRun.objects.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=cutoff)))
+    records = snapshots.runs_read(str(row.run_id) for row in rows)
+    runs: list[JSON] = []
+    for row in rows:
+        run_id = str(row.run_id)
+        record = records.get(run_id) or {}
+        detail: JSON = record.get("run") or {}
+        branch: JSON = detail.get("branch") or {}
+        status = detail.get("status") or row.status or ""
+        repo_id = detail.get("repo_id")
+        runs.append(
+            {
+                "run_id": run_id,
+                "source": row.source or record.get("source") or None,
+                "status": status,
+                "repo_id": repo_id,
+                "repo_name": repo_names.get(repo_id) if isinstance(repo_id, str) else None,
+                "harness": detail.get("harness"),
+                "branch_base": branch.get("base"),
+                "branch_working": branch.get("working"),
+                "created_at": detail.get("created_at"),
+                "updated_at": detail.get("updated_at"),
+                "error": detail.get("error"),
+                "sandbox_record_id": detail.get("sandbox_record_id"),
+                "sandbox_id": detail.get("sandbox_id"),
+                "pr_url": record.get("pr_url"),
+                "latest_event": _latest_event(record.get("events") or []),
+                "event_count": record.get("event_count", 0),
+                "events_truncated": bool(record.get("events_truncated")),
+                "fetched_at": record.get("fetched_at"),
+                "lookup": row.lookup,
+                "tracked_at": _epoch(row.tracked_at),
+                "finished_at": _epoch(row.finished_at),
+                "possibly_stale": _possibly_stale(status, detail.get("updated_at"), now),
+            }
+        )
+    return runs
+
+
+def board_build(*, heartbeat_at: float | None = None) -> JSON:
+    """The composed board from every source's records and the tracked runs (without its version)."""
+    now = timezone.now()
+    names = source_names()
+    sources: list[JSON] = []
+    repo_names: dict[str, str] = {}
+    sandboxes: list[JSON] = []
+    sandboxes_fetched_at: dict[str, float] = {}
+    for name in names:
+        health = snapshots.source_health_read(name) or {"name": name, "state": "unknown"}
+        sources.append(health)
+        repos = snapshots.repos_read(name)
+        for repo in (repos or {}).get("repos", []):
+            repo_names.setdefault(repo["id"], repo["full_name"])
+    for name in names:
+        record = snapshots.sandboxes_read(name)
+        if record is None:
+            continue
+        sandboxes_fetched_at[name] = record["fetched_at"]
+        for sandbox in record.get("sandboxes", []):
+            repo_id = sandbox.get("repo_id")
+            sandboxes.append(
+                {
+                    "id": sandbox.get("id"),
+                    "source": name,
+                    "sandbox_id": sandbox.get("sandbox_id"),
+                    "status": sandbox.get("status"),
+                    "repo_id": repo_id,
+                    "repo_name": repo_names.get(repo_id) if isinstance(repo_id, str) else None,
+                    "base_branch": sandbox.get("base_branch"),
+                    "working_branch": sandbox.get("working_branch"),
+                    "preview_url": sandbox.get("preview_url"),
+                    "last_active_at": sandbox.get("last_active_at"),
+                    "created_at": sandbox.get("created_at"),
+                    "error": sandbox.get("error"),
+                    "fetched_at": record["fetched_at"],
+                }
+            )
+    return {
+        "composed_at": now.timestamp(),
+        "heartbeat_at": heartbeat_at if heartbeat_at is not None else snapshots.heartbeat_read(),
+        "sources": sources,
+        "runs": board_runs(repo_names, now),
+        "sandboxes": sandboxes,
+        "sandboxes_fetched_at": sandboxes_fetched_at,
+    }

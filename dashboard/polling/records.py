@@ -1,0 +1,156 @@
+"""What a fetch result becomes: snapshot records in Redis and the TrackedRun row in the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboard import snapshots
+from dashboard.models import TrackedRun
+from dashboard.mogplex.models import AccountUser, Model, Repo, RunEvents, Sandbox
+from dashboard.polling.scheduler import TERMINAL_STATUSES
+
+JSON = dict[str, Any]
+
+EVENTS_LIMIT = 200
+# Payloads are agent-written and can reach 20,000 characters upstream; the
+# board shows a line of each, so a few KB per event is plenty.
+PAYLOAD_CLIP_CHARS = 2048
+
+
+def clip_payload(payload: JSON) -> JSON:
+    """``payload`` itself when small, else a marker with the start of its JSON."""
+    text = json.dumps(payload, separators=(",", ":"), default=str)
+    if len(text) <= PAYLOAD_CLIP_CHARS:
+        return payload
+    return {"clipped": True, "preview": text[:PAYLOAD_CLIP_CHARS], "size": len(text)}
+
+
+def merge_events(known: Sequence[JSON], fresh: Iterable[JSON]) -> list[JSON]:
+    """Events merged by id, oldest first; a fresh copy of an event replaces the known one."""
+    by_id: dict[str, JSON] = {event["id"]: event for event in known}
+    order: list[str] = [event["id"] for event in known]
+    for event in fresh:
+        if event["id"] not in by_id:
+            order.append(event["id"])
+        by_id[event["id"]] = event
+    events = [by_id[event_id] for event_id in order]
+    # Stable: events upstream stamped at the same instant keep the order upstream gave.
+    events.sort(key=lambda event: event.get("created_at") or "")
+    return events
+
+
+def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: float) -> JSON:
+    """Store one ``/runs/{id}/events`` answer for ``row`` (owned by ``source``) and update the row."""
+    run_id = str(row.run_id)
+    previous = snapshots.run_read(run_id) or {}
+    fresh = []
+    for event in result.events:
+        data = event.to_dict()
+        data["payload"] = clip_payload(data["payload"])
+        fresh.append(data)
+    known = previous.get("events") if previous.get("source") == source else None
+    events = merge_events(known or [], fresh)
+    record: JSON = {
+        "run_id": run_id,
+        "source": source,
+        "fetched_at": now,
+        "lookup": TrackedRun.Lookup.FOUND.value,
+        "run": result.run.to_dict(),
+        "events": events,
+        "event_count": len(events),
+        "events_truncated": result.truncated(EVENTS_LIMIT) or bool(previous.get("events_truncated")),
+        "pr_url": result.pr_url() or previous.get("pr_url"),
+        "error_kind": None,
+        "error_at": None,
+    }
+    snapshots.run_write(record)
+
+    status = result.run.status
+    was_terminal = row.status in TERMINAL_STATUSES and row.finished_at is not None
+    row.source = source
+    row.lookup = TrackedRun.Lookup.FOUND
+    row.status = status[:20]
+    if status in TERMINAL_STATUSES:
+        if was_terminal:
+            # This was the one more fetch a terminal run gets, for events that
+            # landed after its status changed; it is never fetched again.
+            row.final_fetch_done = True
+        else:
+            row.finished_at = datetime.fromtimestamp(now, tz=UTC)
+    else:
+        row.finished_at = None
+        row.final_fetch_done = False
+    row.save(update_fields=["source", "lookup", "status", "finished_at", "final_fetch_done"])
+    return record
+
+
+def run_record_error(run_id: str, source: str | None, kind: str, *, now: float) -> None:
+    """Note on a run's record that its last fetch failed (the data it had stays, with its age)."""
+    record = snapshots.run_read(run_id)
+    if record is None:
+        record = {
+            "run_id": run_id,
+            "source": source,
+            "fetched_at": None,
+            "lookup": TrackedRun.Lookup.NEW.value,
+            "run": None,
+            "events": [],
+            "event_count": 0,
+            "events_truncated": False,
+            "pr_url": None,
+        }
+    record["error_kind"] = kind
+    record["error_at"] = now
+    snapshots.run_write(record)
+
+
+def run_record_not_found(row: TrackedRun, *, now: float) -> None:
+    """No source owns the run: mark the row and its record ``not_found``."""
+    run_id = str(row.run_id)
+    record = snapshots.run_read(run_id) or {
+        "run_id": run_id,
+        "run": None,
+        "events": [],
+        "event_count": 0,
+        "events_truncated": False,
+        "pr_url": None,
+    }
+    record.update(
+        {
+            "source": None,
+            "lookup": TrackedRun.Lookup.NOT_FOUND.value,
+            "error_kind": "not_found",
+            "error_at": now,
+        }
+    )
+    record.setdefault("fetched_at", now)
+    snapshots.run_write(record)
+    row.lookup = TrackedRun.Lookup.NOT_FOUND
+    row.source = ""
+    row.save(update_fields=["lookup", "source"])
+
+
+def sandboxes_record_update(source: str, sandboxes: Sequence[Sandbox], *, now: float) -> None:
+    snapshots.sandboxes_write(source, [sandbox.to_dict() for sandbox in sandboxes], fetched_at=now)
+    for sandbox in sandboxes:
+        snapshots.sandbox_history_append(sandbox.id, sandbox.status, seen_at=now)
+
+
+def repos_record_update(source: str, repos: Sequence[Repo], *, now: float) -> None:
+    snapshots.repos_write(source, [repo.to_dict() for repo in repos], fetched_at=now)
+
+
+def account_record_update(
+    source: str, user: AccountUser | None, models: Sequence[Model] | None, *, now: float
+) -> None:
+    snapshots.account_write(
+        source,
+        {
+            "fetched_at": now,
+            "user": None if user is None else user.to_dict(),
+            "models": None if models is None else len(models),
+        },
+    )

@@ -1,0 +1,438 @@
+"""The poller's Celery tasks: thin wrappers that own locking, pacing and the retry policy.
+
+Tasks carry source names and run ids, never tokens. Each upstream request goes
+through ``_request``: it asks the source's budget first (nothing is sent when
+the answer is no), logs one line (source, endpoint, outcome, duration), and on
+failure applies the policy below to the source's health and back-off:
+
+- 5xx, timeouts, protocol errors: exponential back-off with jitter;
+- 401: retried once soon (upstream also answers 401 when its token lookup
+  hits a database error), then the source is marked unauthorized and retried slowly;
+- 403, 3xx: configuration problems, shown in the source's health, retried slowly;
+- 429: the source is paused until ``Retry-After`` has passed;
+- 404 on a run: the other sources are tried, then the run is marked not_found.
+
+A failing source only ever delays itself; every other source keeps its own pace.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import suppress
+
+from django.conf import settings
+
+from dashboard import snapshots
+from dashboard.celery import app
+from dashboard.models import TrackedRun
+from dashboard.mogplex.client import MogplexClient
+from dashboard.mogplex.errors import (
+    Forbidden,
+    InvalidId,
+    MogplexError,
+    NotFound,
+    RateLimited,
+    RedirectRefused,
+    Unauthorized,
+)
+from dashboard.polling import state
+from dashboard.polling.budget import budget_acquire, budget_pause, budget_paused_until, budget_used
+from dashboard.polling.compose import board_build
+from dashboard.polling.records import (
+    EVENTS_LIMIT,
+    account_record_update,
+    repos_record_update,
+    run_record_error,
+    run_record_not_found,
+    run_record_update,
+    sandboxes_record_update,
+)
+from dashboard.polling.scheduler import (
+    Fetch,
+    PendingLookup,
+    Policy,
+    RunState,
+    SourceState,
+    plan_lookups,
+    plan_source,
+)
+from dashboard.polling.sources import UnknownSource, source_client, source_names
+
+logger = logging.getLogger("dashboard.polling")
+
+ACCOUNT_REFRESH_SECONDS = 30 * 60
+LOOKUP_RETRY_SECONDS = 2.0
+COMPOSE_DEBOUNCE_SECONDS = 0.25
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 300.0
+SLOW_RETRY_SECONDS = 60.0
+# A 401 is believed on the second one in a row; the first is retried this soon.
+UNAUTHORIZED_RECHECK_SECONDS = 2.0
+FETCH_LOCK_SECONDS = 60.0
+
+SOURCE_MESSAGES = {
+    "ok": "",
+    "unauthorized": "Mogplex rejects this source's token (401); issue a new token and update the configuration.",
+    "forbidden": "The token lacks a scope the board needs (403); issue a token with the 'read' scope.",
+    "rate_limited": "Mogplex rate-limited this token (429); the board waits for Retry-After before trying again.",
+    "unavailable": "Mogplex is failing or unreachable; the board retries with growing pauses.",
+    "timeout": "Mogplex did not answer in time; the board retries with growing pauses.",
+    "protocol": "Mogplex answered with something that is not the v1 API; check MOGPLEX_BASE_URL.",
+    "redirect": "Mogplex answered with a redirect; set MOGPLEX_BASE_URL to the address it redirects to.",
+    "bad_request": "Mogplex rejected a request as malformed; this is a bug in the board.",
+}
+
+
+def policy() -> Policy:
+    """The scheduling policy from settings."""
+    return Policy(
+        budget=settings.MOGPLEX_BUDGET,
+        window=float(settings.MOGPLEX_BUDGET_WINDOW_SECONDS),
+        run_refresh=float(settings.BOARD_RUN_REFRESH_SECONDS),
+        sandboxes_refresh=float(settings.BOARD_SANDBOXES_REFRESH_SECONDS),
+        repos_refresh=float(settings.BOARD_REPOS_REFRESH_SECONDS),
+        account_refresh=float(ACCOUNT_REFRESH_SECONDS),
+        tick=float(settings.BOARD_POLL_TICK_SECONDS),
+    )
+
+
+# --- one request, and what its failure does to the source ---------------------------------
+
+
+class Refused(Exception):
+    """The budget said no (or the source is paused or backing off): nothing was sent."""
+
+
+def source_blocked_until(source: str) -> float:
+    """Epoch until which ``source`` sends nothing (pause after a 429, or back-off after errors), or 0."""
+    paused = budget_paused_until(source) or 0.0
+    backoff = state.backoff_read(source)
+    return max(paused, backoff.until if backoff else 0.0)
+
+
+def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) -> T:
+    """Send one request on ``source`` within its budget; raise ``Refused`` or a ``MogplexError``."""
+    if source_blocked_until(source) > time.time() or not budget_acquire(source):
+        logger.info("fetch source=%s endpoint=%s outcome=refused ms=0", source, endpoint)
+        raise Refused(source)
+    started = time.monotonic()
+    client = source_client(source)
+    try:
+        result = call(client)
+    except MogplexError as exc:
+        ms = round((time.monotonic() - started) * 1000)
+        logger.warning(
+            "fetch source=%s endpoint=%s outcome=%s status=%s ms=%d",
+            source,
+            endpoint,
+            exc.kind,
+            exc.status,
+            ms,
+        )
+        _source_failed(source, exc)
+        raise
+    finally:
+        client.close()
+    ms = round((time.monotonic() - started) * 1000)
+    logger.info("fetch source=%s endpoint=%s outcome=ok ms=%d", source, endpoint, ms)
+    _source_succeeded(source)
+    return result
+
+
+def _source_succeeded(source: str) -> None:
+    state.backoff_clear(source)
+    health = snapshots.source_health_read(source) or {}
+    fields: dict[str, object] = {"last_success_at": time.time()}
+    if health.get("state") != "ok":
+        fields.update(state="ok", message="", paused_until=None)
+    snapshots.source_health_update(source, **fields)
+
+
+def _source_failed(source: str, exc: MogplexError) -> None:
+    now = time.time()
+    previous = state.backoff_read(source)
+    failures = previous.failures + 1 if previous is not None and previous.kind == exc.kind else 1
+    kind = exc.kind
+    if isinstance(exc, NotFound):
+        # A 404 is about one id, not the source: the token worked.
+        _source_succeeded(source)
+        return
+    if isinstance(exc, RateLimited):
+        until = budget_pause(source, exc.retry_after)
+        snapshots.source_health_update(
+            source,
+            state="rate_limited",
+            message=SOURCE_MESSAGES["rate_limited"],
+            paused_until=until,
+            last_error_at=now,
+            last_error_kind=kind,
+        )
+        return
+    if isinstance(exc, Unauthorized) and failures < 2:
+        state.backoff_write(source, state.Backoff(now + UNAUTHORIZED_RECHECK_SECONDS, failures, kind))
+        snapshots.source_health_update(source, last_error_at=now, last_error_kind=kind)
+        return
+    if isinstance(exc, Unauthorized | Forbidden | RedirectRefused):
+        delay = SLOW_RETRY_SECONDS
+    else:
+        # Full jitter over an exponential ceiling, so several workers (and
+        # several sources) do not come back in step.
+        ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
+        delay = random.uniform(ceiling / 2, ceiling)
+    state.backoff_write(source, state.Backoff(now + delay, failures, kind))
+    snapshots.source_health_update(
+        source,
+        state=kind if kind in SOURCE_MESSAGES else "unavailable",
+        message=SOURCE_MESSAGES.get(kind, str(exc)),
+        last_error_at=now,
+        last_error_kind=kind,
+    )
+
+
+def compose_soon() -> None:
+    """Ask for a board composition, at most one per debounce window."""
+    if state.compose_claim(COMPOSE_DEBOUNCE_SECONDS):
+        board_compose.apply_async(countdown=COMPOSE_DEBOUNCE_SECONDS)
+
+
+# --- the tick ------------------------------------------------------------------------
+
+
+@app.task(ignore_result=True)
+def poll_tick() -> None:
+    """Beat's heartbeat: plan every source's fetches for the coming tick and enqueue them."""
+    tick = float(settings.BOARD_POLL_TICK_SECONDS)
+    with state.exclusive("tick", ttl=max(tick * 5, 10)) as mine:
+        if not mine:
+            return
+        now = time.time()
+        snapshots.heartbeat_write(now)
+        _tick(now)
+    compose_soon()
+
+
+def _tick(now: float) -> None:
+    rows = list(
+        TrackedRun.objects.exclude(lookup=TrackedRun.Lookup.NOT_FOUND)
+        .exclude(final_fetch_done=True)
+        .values_list("run_id", "lookup", "source", "status", "final_fetch_done")
+    )
+    new = [str(run_id) for run_id, lookup, *_ in rows if lookup == TrackedRun.Lookup.NEW]
+    attempts = state.lookup_attempts(new)
+    for run_id in plan_lookups(
+        (PendingLookup(run_id, attempts.get(run_id, 0.0)) for run_id in new), now, LOOKUP_RETRY_SECONDS
+    ):
+        state.lookup_attempted(run_id, now)
+        run_lookup.delay(run_id)
+
+    the_policy = policy()
+    for source in source_names():
+        owned = [
+            (str(run_id), status, done)
+            for run_id, lookup, owner, status, done in rows
+            if lookup == TrackedRun.Lookup.FOUND and owner == source
+        ]
+        _tick_source(source, owned, now, the_policy)
+
+
+def _tick_source(source: str, owned: list[tuple[str, str, bool]], now: float, the_policy: Policy) -> None:
+    marks = state.schedule_read(source)
+    runs = [RunState(run_id, status, marks.get(f"run:{run_id}", 0.0), done) for run_id, status, done in owned]
+    wanted = {f"run:{run.run_id}" for run in runs}
+    state.schedule_forget(source, [key for key in marks if key.startswith("run:") and key not in wanted])
+    blocked_until = source_blocked_until(source)
+    plan = plan_source(
+        SourceState(
+            name=source,
+            now=now,
+            runs=runs,
+            sandboxes_at=marks.get("sandboxes", 0.0),
+            repos_at=marks.get("repos", 0.0),
+            account_at=marks.get("account", 0.0),
+            blocked_until=blocked_until,
+            next_slot_at=state.next_slot_read(source),
+        ),
+        the_policy,
+    )
+    state.schedule_mark(source, {fetch.key: fetch.at for fetch in plan.fetches})
+    state.next_slot_write(source, plan.next_slot_at)
+    for fetch in plan.fetches:
+        _enqueue(fetch, now)
+    health = snapshots.source_health_read(source) or {}
+    snapshots.source_health_update(
+        source,
+        state=health.get("state", "unknown"),
+        message=health.get("message", "Not fetched yet."),
+        budget=the_policy.budget,
+        budget_used=budget_used(source),
+        window_seconds=the_policy.window,
+        effective_interval_seconds=round(plan.effective_interval, 1),
+        active_runs=plan.active_runs,
+        paused_until=budget_paused_until(source),
+        last_success_at=health.get("last_success_at"),
+        last_error_at=health.get("last_error_at"),
+        last_error_kind=health.get("last_error_kind"),
+    )
+
+
+def _enqueue(fetch: Fetch, now: float) -> None:
+    countdown = max(0.0, fetch.at - now)
+    if fetch.kind == "run_events":
+        run_events_fetch.apply_async((fetch.source, fetch.run_id), countdown=countdown)
+    elif fetch.kind == "sandboxes":
+        sandboxes_fetch.apply_async((fetch.source,), countdown=countdown)
+    elif fetch.kind == "repos":
+        repos_fetch.apply_async((fetch.source,), countdown=countdown)
+    else:
+        account_fetch.apply_async((fetch.source,), countdown=countdown)
+
+
+# --- fetches -----------------------------------------------------------------------------
+
+
+@app.task(ignore_result=True)
+def run_events_fetch(source: str, run_id: str) -> None:
+    """Fetch one tracked run's state and events from the source that owns it."""
+    with state.exclusive(f"run:{run_id}", ttl=FETCH_LOCK_SECONDS) as mine:
+        if not mine:
+            state.schedule_retry_soon(source, f"run:{run_id}")
+            return
+        row = TrackedRun.objects.filter(run_id=run_id).first()
+        if row is None or row.lookup != TrackedRun.Lookup.FOUND or row.source != source:
+            return
+        try:
+            result = _request(
+                source, "/runs/{id}/events", lambda client: client.run_events(run_id, limit=EVENTS_LIMIT)
+            )
+        except Refused:
+            state.schedule_retry_soon(source, f"run:{run_id}")
+            return
+        except NotFound:
+            # The owner no longer knows the run: ask the other sources before giving up.
+            state.lookup_forget(run_id)
+            state.lookup_tried_add(run_id, source)
+            run_record_error(run_id, source, "not_found", now=time.time())
+            TrackedRun.objects.filter(pk=row.pk).update(lookup=TrackedRun.Lookup.NEW, source="")
+            run_lookup.delay(run_id)
+            return
+        except (MogplexError, UnknownSource) as exc:
+            run_record_error(run_id, source, getattr(exc, "kind", "unknown_source"), now=time.time())
+            return
+        run_record_update(row, source, result, now=time.time())
+    compose_soon()
+
+
+@app.task(ignore_result=True)
+def run_lookup(run_id: str) -> None:
+    """Find which source owns a newly tracked run: try each in turn; a 404 on all marks it not_found.
+
+    Whoever tracks a run calls this at once; the tick calls it again for runs
+    still unclaimed (a source was out of budget, paused or failing).
+    """
+    with state.exclusive(f"lookup:{run_id}", ttl=FETCH_LOCK_SECONDS) as mine:
+        if not mine:
+            return
+        row = TrackedRun.objects.filter(run_id=run_id, lookup=TrackedRun.Lookup.NEW).first()
+        if row is None:
+            return
+        now = time.time()
+        state.lookup_attempted(run_id, now)
+        names = source_names()
+        tried = state.lookup_tried(run_id)
+        for source in names:
+            if source in tried:
+                continue
+            try:
+                result = _request(
+                    source, "/runs/{id}/events", lambda client: client.run_events(run_id, limit=EVENTS_LIMIT)
+                )
+            except NotFound:
+                state.lookup_tried_add(run_id, source)
+                tried.add(source)
+                continue
+            except InvalidId:
+                tried.update(names)
+                break
+            except (Refused, MogplexError):
+                continue
+            run_record_update(row, source, result, now=time.time())
+            state.lookup_forget(run_id)
+            # The lookup was this run's first fetch: the next one is due a refresh from now.
+            state.schedule_mark(source, {f"run:{run_id}": time.time()})
+            break
+        else:
+            if not set(names) <= tried:
+                return
+        if set(names) <= tried:
+            run_record_not_found(row, now=time.time())
+            state.lookup_forget(run_id)
+    compose_soon()
+
+
+@app.task(ignore_result=True)
+def sandboxes_fetch(source: str) -> None:
+    """Refresh a source's sandbox list (one request covers all its sandboxes)."""
+    with state.exclusive(f"sandboxes:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
+        if not mine:
+            return
+        try:
+            sandboxes = _request(source, "/sandboxes", lambda client: client.sandboxes())
+        except Refused:
+            state.schedule_retry_soon(source, "sandboxes")
+            return
+        except (MogplexError, UnknownSource):
+            return
+        sandboxes_record_update(source, sandboxes, now=time.time())
+    compose_soon()
+
+
+@app.task(ignore_result=True)
+def repos_fetch(source: str) -> None:
+    """Refresh a source's repo list (for repo names on the board)."""
+    with state.exclusive(f"repos:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
+        if not mine:
+            return
+        try:
+            repos = _request(source, "/repos", lambda client: client.repos())
+        except Refused:
+            state.schedule_retry_soon(source, "repos")
+            return
+        except (MogplexError, UnknownSource):
+            return
+        repos_record_update(source, repos, now=time.time())
+    compose_soon()
+
+
+@app.task(ignore_result=True)
+def account_fetch(source: str) -> None:
+    """Check account readiness: who the token belongs to, and how many models it may use."""
+    with state.exclusive(f"account:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
+        if not mine:
+            return
+        try:
+            user = _request(source, "/api/auth/user", lambda client: client.auth_user())
+        except Refused:
+            state.schedule_retry_soon(source, "account")
+            return
+        except (MogplexError, UnknownSource):
+            return
+        models = None
+        # A token without the 'read' scope cannot list models; the user part still counts.
+        with suppress(Refused, MogplexError, UnknownSource):
+            models = _request(source, "/models", lambda client: client.models())
+        account_record_update(source, user, models, now=time.time())
+    compose_soon()
+
+
+@app.task(ignore_result=True)
+def board_compose() -> None:
+    """Compose the board from every record and the tracked runs, and store it with its version."""
+    with state.exclusive("compose", ttl=30) as mine:
+        if not mine:
+            # Someone is composing right now; ask again so their snapshot is not the last word.
+            compose_soon()
+            return
+        snapshots.board_write(board_build())

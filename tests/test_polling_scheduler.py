@@ -1,0 +1,144 @@
+"""The scheduler's decisions: what is due, in which order, at which paced slot."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.polling.scheduler import (
+    PendingLookup,
+    Policy,
+    RunState,
+    SourceState,
+    due_fetches,
+    effective_run_interval,
+    plan_lookups,
+    plan_source,
+)
+
+POLICY = Policy(
+    budget=50,
+    window=60.0,
+    run_refresh=10.0,
+    sandboxes_refresh=30.0,
+    repos_refresh=600.0,
+    account_refresh=1800.0,
+    tick=1.0,
+)
+NOW = 1_000_000.0
+
+
+def _fresh_lists(**overrides: float) -> dict[str, float]:
+    """Sandboxes, repos and account fetched a moment ago: only runs are due."""
+    times = {"sandboxes_at": NOW - 1, "repos_at": NOW - 1, "account_at": NOW - 1}
+    times.update(overrides)
+    return times
+
+
+def test_a_new_source_fetches_account_sandboxes_and_repos_first() -> None:
+    due = due_fetches(SourceState("a", NOW, runs=[RunState("r1", "streaming")]), POLICY)
+    assert [fetch.kind for fetch in due] == ["account", "sandboxes", "repos", "run_events"]
+
+
+def test_streaming_runs_go_before_pending_and_the_least_recently_fetched_first() -> None:
+    runs = [
+        RunState("pending-old", "pending", NOW - 40),
+        RunState("streaming-recent", "streaming", NOW - 12),
+        RunState("streaming-old", "streaming", NOW - 40),
+        RunState("fresh", "streaming", NOW - 3),
+    ]
+    due = due_fetches(SourceState("a", NOW, runs=runs, **_fresh_lists()), POLICY)
+    assert [fetch.run_id for fetch in due] == ["streaming-old", "pending-old", "streaming-recent"]
+
+
+def test_terminal_runs_get_one_final_fetch_then_none() -> None:
+    owed = RunState("owed", "success", NOW - 11, final_fetch_done=False)
+    done = RunState("done", "failed", NOW - 500, final_fetch_done=True)
+    due = due_fetches(SourceState("a", NOW, runs=[owed, done], **_fresh_lists()), POLICY)
+    assert [fetch.run_id for fetch in due] == ["owed"]
+
+
+def test_sandboxes_are_due_every_interval_after_the_runs() -> None:
+    runs = [RunState("r1", "streaming", NOW - 20)]
+    due = due_fetches(SourceState("a", NOW, runs=runs, **_fresh_lists(sandboxes_at=NOW - 31)), POLICY)
+    assert [fetch.kind for fetch in due] == ["run_events", "sandboxes"]
+
+
+def test_overdue_sandboxes_jump_ahead_of_a_crowd_of_runs() -> None:
+    runs = [RunState(f"r{i}", "streaming", NOW - 100) for i in range(100)]
+    due = due_fetches(SourceState("a", NOW, runs=runs, **_fresh_lists(sandboxes_at=NOW - 61)), POLICY)
+    assert due[0].kind == "sandboxes"
+
+
+def test_requests_are_paced_evenly_not_burst() -> None:
+    fast = Policy(**{**POLICY.__dict__, "window": 6.0, "budget": 50})
+    runs = [RunState(f"r{i}", "streaming") for i in range(30)]
+    plan = plan_source(SourceState("a", NOW, runs=runs, **_fresh_lists()), fast)
+    times = [fetch.at for fetch in plan.fetches]
+    # One tick of 1 s at 50 per 6 s holds ceil(1 / 0.12) = 9 slots, 0.12 s apart.
+    assert len(times) == 9
+    gaps = {round(b - a, 6) for a, b in zip(times, times[1:], strict=False)}
+    assert gaps == {0.12}
+    assert plan.next_slot_at == pytest.approx(NOW + 9 * 0.12)
+
+
+def test_the_next_tick_continues_from_the_next_slot_without_bursting_to_catch_up() -> None:
+    runs = [RunState(f"r{i}", "streaming") for i in range(10)]
+    plan = plan_source(SourceState("a", NOW, runs=runs, next_slot_at=NOW + 0.9, **_fresh_lists()), POLICY)
+    assert [fetch.at for fetch in plan.fetches] == [NOW + 0.9]
+    idle = plan_source(SourceState("a", NOW, runs=runs, next_slot_at=NOW - 30, **_fresh_lists()), POLICY)
+    assert [fetch.at for fetch in idle.fetches] == [NOW]
+
+
+def test_nothing_is_planned_while_the_source_is_paused() -> None:
+    runs = [RunState("r1", "streaming")]
+    plan = plan_source(SourceState("a", NOW, runs=runs, blocked_until=NOW + 30), POLICY)
+    assert plan.fetches == []
+    resumed = plan_source(SourceState("a", NOW + 30, runs=runs, blocked_until=NOW + 30), POLICY)
+    assert resumed.fetches
+
+
+def test_round_robin_shares_an_overloaded_budget_evenly() -> None:
+    """Simulated over many ticks: each of k runs is fetched about every k * window / budget."""
+    k = 60
+    last = {f"r{i}": 0.0 for i in range(k)}
+    fetched: dict[str, list[float]] = {run_id: [] for run_id in last}
+    next_slot = 0.0
+    lists = {"sandboxes_at": NOW, "repos_at": NOW, "account_at": NOW}
+    for second in range(600):
+        now = NOW + second
+        state = SourceState(
+            "a",
+            now,
+            runs=[RunState(run_id, "streaming", at) for run_id, at in last.items()],
+            next_slot_at=next_slot,
+            **lists,
+        )
+        plan = plan_source(state, POLICY)
+        next_slot = plan.next_slot_at
+        for fetch in plan.fetches:
+            if fetch.kind == "run_events":
+                assert fetch.run_id is not None
+                last[fetch.run_id] = fetch.at
+                fetched[fetch.run_id].append(fetch.at)
+            else:
+                lists[f"{fetch.kind}_at"] = fetch.at
+    intervals = [b - a for times in fetched.values() for a, b in zip(times, times[1:], strict=False)]
+    mean = sum(intervals) / len(intervals)
+    assert mean == pytest.approx(k * POLICY.window / POLICY.budget, rel=0.1)
+    # Evenly: no run waits much longer than the others.
+    assert max(intervals) < 1.3 * mean
+
+
+def test_the_effective_interval_is_the_refresh_until_the_budget_runs_out() -> None:
+    assert effective_run_interval(0, POLICY) == 10.0
+    assert effective_run_interval(5, POLICY) == 10.0
+    assert effective_run_interval(60, POLICY) == pytest.approx(60 * 60 / (50 - 2 - 0.1 - 2 * 60 / 1800))
+
+
+def test_lookups_start_at_once_and_retry_after_a_pause() -> None:
+    pending = [
+        PendingLookup("never"),
+        PendingLookup("just-now", NOW - 0.5),
+        PendingLookup("earlier", NOW - 5),
+    ]
+    assert plan_lookups(pending, NOW, retry_after=2.0) == ["never", "earlier"]
