@@ -1,0 +1,150 @@
+"""``manage.py board``: the composed board for scripts (``--json``) and people.
+
+Reads only the snapshot store, never upstream. Exit codes follow the Mogplex
+CLI (sysexits), so the same shell ``case`` works for both.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from typing import Any, NoReturn
+
+import redis
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from dashboard import snapshots
+
+EXIT_OK = 0
+EXIT_UNAUTHORIZED = 64
+EXIT_FORBIDDEN = 65
+EXIT_UNAVAILABLE = 69
+EXIT_RATE_LIMITED = 75
+
+# Source states and the exit code each maps to, in order of precedence.
+STATE_EXITS: tuple[tuple[frozenset[str], int], ...] = (
+    (frozenset({"unauthorized"}), EXIT_UNAUTHORIZED),
+    (frozenset({"forbidden"}), EXIT_FORBIDDEN),
+    (frozenset({"rate_limited"}), EXIT_RATE_LIMITED),
+    (frozenset({"unavailable", "timeout", "protocol", "redirect"}), EXIT_UNAVAILABLE),
+)
+
+
+def board_exit_code(board: dict[str, Any]) -> int:
+    """The exit code for a composed board: the most pressing source problem, or 0."""
+    sources = board.get("sources") or []
+    if not sources or not settings.MOGPLEX_TOKENS:
+        return EXIT_UNAUTHORIZED
+    states = {str(s.get("state")) for s in sources if isinstance(s, dict)}
+    for wanted, code in STATE_EXITS:
+        if states & wanted:
+            return code
+    return EXIT_OK
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _printable(value: Any, limit: int = 80) -> str:
+    """Upstream text made safe for a terminal: no control characters, clipped."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Command(BaseCommand):
+    help = (
+        "Print the board as the poller last composed it: a short summary, or with --json the "
+        "whole composed board for scripts. Reads Redis only, never Mogplex. Exit codes (as the "
+        "mogplex CLI): 0 ok; 64 a source is unauthorized (401) or no source is configured; "
+        "65 a source is forbidden (403, missing scope); 75 a source is rate limited (429); "
+        "69 a source is unavailable, timing out, answering garbage or redirecting, or there is "
+        "no board yet, or Redis is unreachable. When several apply: 64, then 65, then 75, then 69."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json", dest="as_json", action="store_true", help="print the composed board as JSON"
+        )
+
+    def handle(self, *args: Any, as_json: bool, **options: Any) -> None:
+        try:
+            board = snapshots.board_read()
+        except redis.RedisError:
+            self._fail(
+                EXIT_UNAVAILABLE,
+                "Redis is unreachable; check REDIS_URL and that Redis (or `manage.py run`) is up.",
+            )
+        if board is None:
+            self._fail(
+                EXIT_UNAVAILABLE,
+                "No board has been composed yet; start the poller (Celery worker and beat, or `manage.py run`).",
+            )
+        code = board_exit_code(board)
+        if as_json:
+            self.stdout.write(json.dumps(board, indent=2, sort_keys=True))
+        else:
+            self._summary(board)
+        if code != EXIT_OK:
+            for line in self._problems(board):
+                self.stderr.write(line)
+            sys.exit(code)
+
+    def _problems(self, board: dict[str, Any]) -> list[str]:
+        sources = [s for s in board.get("sources") or [] if isinstance(s, dict)]
+        if not sources or not settings.MOGPLEX_TOKENS:
+            return ["No Mogplex source is configured; set MOGPLEX_TOKEN (or MOGPLEX_TOKEN_<NAME>)."]
+        return [
+            f"Source {_printable(s.get('name'))} is {s.get('state')}: {_printable(s.get('message') or '', 200)}"
+            for s in sources
+            if s.get("state") not in ("ok", "unknown", None)
+        ]
+
+    def _summary(self, board: dict[str, Any]) -> None:
+        now = time.time()
+        composed_at = board.get("composed_at")
+        heartbeat_at = board.get("heartbeat_at")
+        line = f"Board version {board.get('version')}"
+        if isinstance(composed_at, int | float):
+            line += f", composed {_age(now - composed_at)} ago"
+        if isinstance(heartbeat_at, int | float):
+            age = now - heartbeat_at
+            line += f"; poller heartbeat {_age(age)} ago"
+            if age > settings.BOARD_STALE_SECONDS:
+                line += " (STALE: is the poller running?)"
+        self.stdout.write(line + ".")
+        runs = [r for r in board.get("runs") or [] if isinstance(r, dict)]
+        statuses = Counter(_printable(r.get("status") or "unknown", 30) for r in runs)
+        counts = ", ".join(
+            f"{n} {status}" for status, n in sorted(statuses.items(), key=lambda i: (-i[1], i[0]))
+        )
+        self.stdout.write(f"Runs: {len(runs)}" + (f" ({counts})" if counts else ""))
+        self.stdout.write(f"Sandboxes: {len(board.get('sandboxes') or [])}")
+        sources = [s for s in board.get("sources") or [] if isinstance(s, dict)]
+        self.stdout.write(f"Sources: {len(sources)}")
+        for source in sources:
+            detail = [str(source.get("state"))]
+            if source.get("budget") is not None:
+                detail.append(
+                    f"budget {source.get('budget_used', '?')}/{source['budget']} per "
+                    f"{source.get('window_seconds', '?')}s"
+                )
+            if source.get("effective_interval_seconds") is not None:
+                detail.append(f"runs refresh every {source['effective_interval_seconds']}s")
+            if source.get("last_success_at"):
+                detail.append(f"last success {_age(now - float(source['last_success_at']))} ago")
+            if source.get("state") not in ("ok", None) and source.get("message"):
+                detail.append(_printable(source["message"], 200))
+            self.stdout.write(f"  {_printable(source.get('name'))}: " + "; ".join(detail))
+
+    def _fail(self, code: int, message: str) -> NoReturn:
+        self.stderr.write(message)
+        sys.exit(code)
