@@ -62,6 +62,8 @@ BOARD_REPOS_REFRESH_SECONDS = envint("BOARD_REPOS_REFRESH_SECONDS", 600, minimum
 BOARD_STALE_SECONDS = envint("BOARD_STALE_SECONDS", 90, minimum=5)
 BOARD_RETENTION_HOURS = envint("BOARD_RETENTION_HOURS", 24, minimum=1)
 BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
+# The page code's version; pages that see it change reload themselves. Unset: a hash of templates and static files.
+BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")
 
 # --- Secret key --------------------------------------------------------------
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")
@@ -139,6 +141,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "libraries": {"board": "dashboard.board.templatetags"},
         },
     },
 ]

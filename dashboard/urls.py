@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from dashboard import ingest, ops
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
     path("ingest/runs", ingest.runs_ingest, name="ingest-runs"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("dashboard.board.urls")),
 ]

@@ -1,0 +1,439 @@
+"""Selectors: the composed board snapshot turned into what a page shows.
+
+Everything here reads snapshots only (never upstream) and holds the board's
+display rules: which runs are active, which need attention, how old each panel's
+data is and whether that is too old to be shown as fresh. Views call these and
+render; templates format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from dashboard import snapshots
+
+JSON = dict[str, Any]
+
+ACTIVE_RUN_STATUSES = frozenset({"pending", "streaming"})
+FAILED_RUN_STATUSES = frozenset({"failed"})
+TERMINAL_RUN_STATUSES = frozenset({"success", "failed", "cancelled"})
+SANDBOX_UP_STATUSES = frozenset({"creating", "installing", "running", "pausing"})
+
+PANELS = ("runs", "sandboxes", "sources")
+
+# Icon and word for every status, so status never rests on colour alone.
+STATUS_ICONS = {
+    "pending": "◔",
+    "streaming": "▶",
+    "success": "✔",
+    "failed": "✖",
+    "cancelled": "⊘",
+    "creating": "◔",
+    "installing": "◔",
+    "running": "▶",
+    "pausing": "‖",
+    "paused": "‖",
+    "stopped": "■",
+    "error": "✖",
+    "ok": "✔",
+    "unknown": "?",
+    "unauthorized": "✖",
+    "forbidden": "✖",
+    "rate_limited": "⧗",
+    "unavailable": "✖",
+    "timeout": "⧗",
+    "protocol": "✖",
+    "redirect": "✖",
+}
+# The colour family of each status (CSS class `tone-<tone>`).
+STATUS_TONES = {
+    "pending": "wait",
+    "streaming": "live",
+    "running": "live",
+    "creating": "wait",
+    "installing": "wait",
+    "pausing": "wait",
+    "success": "good",
+    "ok": "good",
+    "failed": "bad",
+    "error": "bad",
+    "unauthorized": "bad",
+    "forbidden": "bad",
+    "unavailable": "bad",
+    "protocol": "bad",
+    "redirect": "bad",
+    "rate_limited": "warn",
+    "timeout": "warn",
+    "cancelled": "idle",
+    "stopped": "idle",
+    "paused": "idle",
+    "unknown": "idle",
+}
+
+SORTS = {
+    "tracked": "newest tracked first",
+    "updated": "recently updated first",
+    "repo": "repository",
+    "status": "status",
+}
+
+
+def status_icon(status: str) -> str:
+    return STATUS_ICONS.get(status, "•")
+
+
+def status_tone(status: str) -> str:
+    return STATUS_TONES.get(status, "idle")
+
+
+@cache
+def _computed_app_version() -> str:
+    """A hash of the templates and static files: a deploy that changes them changes it."""
+    digest = hashlib.blake2b(digest_size=6)
+    base = Path(settings.BASE_DIR)
+    for folder in ("templates", "static/board"):
+        for path in sorted((base / folder).rglob("*")):
+            if path.is_file():
+                digest.update(path.name.encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def app_version() -> str:
+    """The version of the page code; a page that sees another one reloads itself."""
+    configured: str = getattr(settings, "BOARD_APP_VERSION", "")
+    return configured or _computed_app_version()
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old one panel's data is, and whether that is too old to show as fresh."""
+
+    fetched_at: float | None
+    age: float | None
+    stale: bool
+
+    @property
+    def never(self) -> bool:
+        return self.fetched_at is None
+
+
+def freshness(fetched_at: float | None, now: float) -> Freshness:
+    if fetched_at is None:
+        return Freshness(None, None, True)
+    age = max(0.0, now - fetched_at)
+    return Freshness(fetched_at, age, age > settings.BOARD_STALE_SECONDS)
+
+
+@dataclass(frozen=True)
+class PollerHealth:
+    heartbeat_at: float | None
+    age: float | None
+    stale: bool
+
+
+def poller_health(heartbeat_at: float | None, now: float) -> PollerHealth:
+    if heartbeat_at is None:
+        return PollerHealth(None, None, True)
+    age = max(0.0, now - heartbeat_at)
+    return PollerHealth(heartbeat_at, age, age > settings.BOARD_STALE_SECONDS)
+
+
+@dataclass
+class BoardFilters:
+    """What the viewer asked to see; all optional."""
+
+    repos: tuple[str, ...] = ()
+    status: str = ""
+    search: str = ""
+    sort: str = "tracked"
+
+
+@dataclass
+class BoardState:
+    """The board as a page shows it: rows split by purpose, plus freshness per panel."""
+
+    now: float
+    version: str | None
+    composed_at: float | None
+    poller: PollerHealth
+    active_runs: list[JSON]
+    finished_runs: list[JSON]
+    attention: list[JSON]
+    sandboxes: list[JSON]
+    sources: list[JSON]
+    panels: dict[str, Freshness]
+    repos: list[str]
+    statuses: list[str]
+    empty: bool
+    problem_sources: list[JSON] = field(default_factory=list)
+
+    @property
+    def stale_flags(self) -> str:
+        """One letter per panel (and the poller): ``s`` stale, ``f`` fresh."""
+        flags = [self.panels[p].stale for p in PANELS] + [self.poller.stale]
+        return "".join("s" if f else "f" for f in flags)
+
+    @property
+    def flips_at(self) -> int:
+        """The earliest epoch second at which a fresh panel would turn stale (0: none would)."""
+        times = [
+            f.fetched_at + settings.BOARD_STALE_SECONDS
+            for f in self.panels.values()
+            if not f.stale and f.fetched_at is not None
+        ]
+        if not self.poller.stale and self.poller.heartbeat_at is not None:
+            times.append(self.poller.heartbeat_at + settings.BOARD_STALE_SECONDS)
+        return int(min(times)) + 1 if times else 0
+
+    @property
+    def page_version(self) -> str:
+        """What the page says it shows: board content, stale/fresh flags, next flip time."""
+        return f"{self.version or 'none'}.{self.stale_flags}.{self.flips_at}"
+
+    @property
+    def overall(self) -> str:
+        """One word for the tab title and favicon: stale, attention, active or clear."""
+        if self.poller.stale or any(f.stale for f in self.panels.values()) or self.problem_sources:
+            return "stale"
+        if self.attention:
+            return "attention"
+        if self.active_runs:
+            return "active"
+        return "clear"
+
+
+# Every key a template may name, so that a record missing one (upstream is tolerant,
+# so are we) renders as empty instead of failing a filter-argument lookup.
+RUN_KEYS = [
+    "run_id",
+    "source",
+    "status",
+    "repo_id",
+    "repo_name",
+    "harness",
+    "branch_base",
+    "branch_working",
+    "created_at",
+    "updated_at",
+    "error",
+    "sandbox_record_id",
+    "sandbox_id",
+    "pr_url",
+    "latest_event",
+    "event_count",
+    "events_truncated",
+    "fetched_at",
+    "lookup",
+    "tracked_at",
+    "finished_at",
+    "possibly_stale",
+]
+EVENT_KEYS = ("id", "type", "tool_name", "message", "payload", "created_at")
+SANDBOX_KEYS = [
+    "id",
+    "source",
+    "sandbox_id",
+    "status",
+    "repo_id",
+    "repo_name",
+    "base_branch",
+    "working_branch",
+    "preview_url",
+    "last_active_at",
+    "created_at",
+    "error",
+    "fetched_at",
+]
+SOURCE_KEYS = [
+    "name",
+    "state",
+    "message",
+    "last_success_at",
+    "last_error_at",
+    "last_error_kind",
+    "paused_until",
+    "budget",
+    "budget_used",
+    "window_seconds",
+    "effective_interval_seconds",
+    "active_runs",
+]
+RUN_DETAIL_KEYS = [
+    "run_id",
+    "status",
+    "repo_id",
+    "sandbox_record_id",
+    "sandbox_id",
+    "harness",
+    "branch",
+    "created_at",
+    "updated_at",
+    "error",
+]
+
+
+def with_keys(record: Any, keys: Iterable[str]) -> JSON:
+    """A copy of ``record`` (any JSON value) as a dict holding at least ``keys``."""
+    row: JSON = dict(record) if isinstance(record, dict) else {}
+    for key in keys:
+        row.setdefault(key, None)
+    return row
+
+
+def run_detail_shape(run: Any) -> JSON:
+    """A stored RunDetail with every key the run page names (``branch`` always a dict)."""
+    row = with_keys(run, RUN_DETAIL_KEYS)
+    row["branch"] = with_keys(row["branch"], ("base", "working"))
+    return row
+
+
+def event_shape(event: Any) -> JSON:
+    return with_keys(event, EVENT_KEYS)
+
+
+def _run_row(run: JSON, now: float) -> JSON:
+    row = with_keys(run, RUN_KEYS)
+    if row["latest_event"] is not None:
+        row["latest_event"] = event_shape(row["latest_event"])
+    row["freshness"] = freshness(run.get("fetched_at"), now)
+    row["sig"] = snapshots.content_version(run)
+    row["status"] = str(run.get("status") or ("unknown" if run.get("lookup") != "not_found" else "not_found"))
+    row["needs_attention"] = row["status"] in FAILED_RUN_STATUSES or bool(run.get("possibly_stale"))
+    return row
+
+
+def _sandbox_row(sandbox: JSON, now: float) -> JSON:
+    row = with_keys(sandbox, SANDBOX_KEYS)
+    row["sig"] = snapshots.content_version(sandbox)
+    row["status"] = str(sandbox.get("status") or "unknown")
+    return row
+
+
+def _matches(row: JSON, filters: BoardFilters, repo_key: str) -> bool:
+    if filters.repos and (row.get(repo_key) or "") not in filters.repos:
+        return False
+    if filters.status and row.get("status") != filters.status:
+        return False
+    if filters.search:
+        needle = filters.search.lower()
+        haystack = " ".join(str(v) for v in row.values() if isinstance(v, str)).lower()
+        latest = row.get("latest_event") or {}
+        haystack += " " + " ".join(str(v) for v in latest.values() if isinstance(v, str)).lower()
+        if needle not in haystack:
+            return False
+    return True
+
+
+def _sort_runs(rows: list[JSON], sort: str) -> list[JSON]:
+    # Stable order first (tracked_at, then id) so rows keep their positions between refreshes.
+    rows = sorted(rows, key=lambda r: (str(r.get("tracked_at") or ""), str(r.get("run_id"))), reverse=True)
+    if sort == "updated":
+        rows.sort(key=lambda r: str(r.get("updated_at") or ""), reverse=True)
+    elif sort == "repo":
+        rows.sort(key=lambda r: str(r.get("repo_name") or r.get("repo_id") or "").lower())
+    elif sort == "status":
+        rows.sort(key=lambda r: str(r.get("status")))
+    return rows
+
+
+def _panel_fetched_at(values: list[float | None]) -> float | None:
+    """A panel is as old as its oldest part; ``None`` when nothing was ever fetched."""
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def board_state(filters: BoardFilters | None = None, *, now: float | None = None) -> BoardState:
+    """Read the composed board snapshot and shape it for a page (one Redis read)."""
+    filters = filters or BoardFilters()
+    now = time.time() if now is None else now
+    board = snapshots.board_read() or {}
+    heartbeat = snapshots.heartbeat_read()
+    if heartbeat is None:
+        heartbeat = board.get("heartbeat_at")
+
+    runs = [_run_row(r, now) for r in board.get("runs", [])]
+    sandboxes = [_sandbox_row(s, now) for s in board.get("sandboxes", [])]
+    sources = [with_keys(s, SOURCE_KEYS) for s in board.get("sources", [])]
+
+    repos = sorted(
+        {str(r.get("repo_name") or "") for r in runs}
+        | {str(s.get("repo_name") or "") for s in sandboxes} - {""}
+    )
+    statuses = sorted({str(r["status"]) for r in runs} | {str(s["status"]) for s in sandboxes})
+
+    shown_runs = _sort_runs([r for r in runs if _matches(r, filters, "repo_name")], filters.sort)
+    active = [
+        r
+        for r in shown_runs
+        if r["status"] in ACTIVE_RUN_STATUSES or r["status"] not in TERMINAL_RUN_STATUSES
+    ]
+    finished = [r for r in shown_runs if r["status"] in TERMINAL_RUN_STATUSES]
+    # Failures first among the finished, most recently finished next.
+    finished.sort(key=lambda r: str(r.get("finished_at") or r.get("updated_at") or ""), reverse=True)
+    finished.sort(key=lambda r: r["status"] not in FAILED_RUN_STATUSES)
+    attention = [r for r in shown_runs if r["needs_attention"]]
+
+    shown_sandboxes = [s for s in sandboxes if _matches(s, filters, "repo_name")]
+    shown_sandboxes.sort(key=lambda s: (s["status"] not in SANDBOX_UP_STATUSES, str(s.get("id"))))
+
+    sandboxes_fetched = board.get("sandboxes_fetched_at") or {}
+    # Terminal runs are never fetched again, so only live runs say how fresh the panel is;
+    # with none live, the board's composition time does (the run list itself is current).
+    live_fetched = [r.get("fetched_at") for r in runs if r["status"] not in TERMINAL_RUN_STATUSES]
+    panels = {
+        "runs": freshness(_panel_fetched_at(live_fetched) if live_fetched else board.get("composed_at"), now),
+        "sandboxes": freshness(_panel_fetched_at(list(sandboxes_fetched.values())), now),
+        "sources": freshness(
+            _panel_fetched_at([s.get("last_success_at") for s in sources]) if sources else None, now
+        ),
+    }
+    problems = [s for s in sources if s.get("state") not in ("ok", None)]
+    return BoardState(
+        now=now,
+        version=board.get("version"),
+        composed_at=board.get("composed_at"),
+        poller=poller_health(heartbeat, now),
+        active_runs=active,
+        finished_runs=finished,
+        attention=attention,
+        sandboxes=shown_sandboxes,
+        sources=sources,
+        panels=panels,
+        repos=repos,
+        statuses=statuses,
+        empty=not board,
+        problem_sources=problems,
+    )
+
+
+def page_version_unchanged(sent: str, *, now: float | None = None) -> bool:
+    """True when a page showing ``sent`` would render the same board now.
+
+    The cheap path of the refresh protocol: it reads the board version and the
+    poller heartbeat only. When every panel the page shows is fresh and no panel
+    can have crossed the stale threshold yet, an equal board version is enough.
+    Otherwise (the page shows something stale, or a flip time has passed) it
+    falls back to composing the state, which costs one more Redis read.
+    """
+    now = time.time() if now is None else now
+    try:
+        version, flags, flips = sent.split(".")
+        flips_at = int(flips)
+    except ValueError:
+        return False
+    if (snapshots.board_version() or "none") != version:
+        return False
+    if "s" not in flags and (flips_at == 0 or now < flips_at):
+        heartbeat = snapshots.heartbeat_read()
+        if heartbeat is not None and not poller_health(heartbeat, now).stale:
+            return True
+    return board_state(now=now).page_version == sent

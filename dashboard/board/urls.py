@@ -1,0 +1,15 @@
+"""URLs of the board pages (included at the site root)."""
+
+from django.urls import path
+
+from dashboard.board import views
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("track/", views.track_run, name="track-run"),
+    path("runs/<uuid:run_id>/", views.run_detail, name="run-detail"),
+    path("sandboxes/<uuid:sandbox_id>/", views.sandbox_detail, name="sandbox-detail"),
+    path("sandboxes/<uuid:sandbox_id>/logs/", views.sandbox_logs, name="sandbox-logs"),
+    path("api/board.json", views.board_json, name="board-json"),
+    path("kiosk/<str:token>/", views.kiosk, name="kiosk"),
+]

@@ -1,0 +1,316 @@
+"""Board pages: the team overview, run and sandbox pages, the JSON board and the wall kiosk.
+
+Views read snapshots only (a page view costs zero upstream requests) and never
+import the Mogplex client. Each refreshing region is a named partial of its
+page's template; an htmx poll renders just that partial, or answers 204 when the
+page already shows the current board (see ``selectors.page_version_unchanged``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import zoneinfo
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from dashboard import discovery, snapshots
+from dashboard.board import selectors
+from dashboard.board.forms import (
+    BoardFilterForm,
+    KioskParams,
+    TrackRunForm,
+    default_time_zone,
+    kiosk_params_parse,
+    time_zone_parse,
+)
+from dashboard.models import DisplayToken
+
+OVERVIEW_REFRESH_SECONDS = 5
+# last_seen_at is written at most this often per display, so a wall polling every
+# few seconds does not write to the database on every request.
+LAST_SEEN_EVERY = timedelta(minutes=1)
+# Upstream fields a JSON client may see; our own bookkeeping stays server-side.
+_JSON_DROP = frozenset({"freshness", "sig", "needs_attention"})
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _board_headers(response: HttpResponse) -> HttpResponse:
+    response["X-Board-App-Version"] = selectors.app_version()
+    response["Cache-Control"] = "no-store"
+    response["Vary"] = "HX-Request"
+    return response
+
+
+def _unchanged(request: HtmxHttpRequest) -> bool:
+    sent = request.GET.get("v", "")
+    return bool(request.htmx and sent and selectors.page_version_unchanged(sent))
+
+
+def _viewer_time_zone(request: HttpRequest) -> tuple[zoneinfo.ZoneInfo, str]:
+    """The viewer's zone: ``?tz=`` (remembered in the session), else the session, else the default."""
+    problem = ""
+    asked = request.GET.get("tz", "").strip()
+    if asked:
+        zone = time_zone_parse(asked)
+        if zone is not None:
+            request.session["tz"] = asked
+            return zone, ""
+        problem = (
+            f"{asked[:40]!r} is not a time zone; showing {settings.TIME_ZONE}. Use a name like Europe/Paris."
+        )
+    remembered = time_zone_parse(request.session.get("tz", "")) if request.session.get("tz") else None
+    return remembered or default_time_zone(), problem
+
+
+def _state_context(state: selectors.BoardState) -> dict[str, Any]:
+    return {
+        "state": state,
+        "now": state.now,
+        "stale_seconds": settings.BOARD_STALE_SECONDS,
+        "app_version": selectors.app_version(),
+    }
+
+
+@require_GET
+@login_required
+def overview(request: HtmxHttpRequest) -> HttpResponse:
+    """The team's dashboard: active and finished runs, sandboxes, source health."""
+    if _unchanged(request):
+        return _board_headers(HttpResponse(status=204))
+    filter_form = BoardFilterForm(request.GET)
+    state = selectors.board_state(filter_form.filters())
+    zone, tz_problem = _viewer_time_zone(request)
+    query = {k: v for k, v in request.GET.items() if k in ("repo", "status", "q", "sort") and v}
+    context = {
+        **_state_context(state),
+        "tz": zone,
+        "tz_problem": tz_problem,
+        "filter_form": filter_form,
+        "track_form": TrackRunForm(),
+        "poll_url": reverse("overview") + ("?" + urlencode(query) if query else ""),
+        "refresh": OVERVIEW_REFRESH_SECONDS,
+        "filtered": bool(query),
+    }
+    template = "board/overview.html#board" if request.htmx else "board/overview.html"
+    return _board_headers(render(request, template, context))
+
+
+@require_POST
+@login_required
+def track_run(request: HttpRequest) -> HttpResponse:
+    """Track a pasted run id or run URL; redirect back on success (POST/redirect/GET)."""
+    form = TrackRunForm(request.POST)
+    if form.is_valid():
+        result = discovery.run_track(run_ids=[form.cleaned_data["run"]], via="form")
+        if result.tracked:
+            messages.success(request, f"Tracking run {form.cleaned_data['run']}; it appears once fetched.")
+        else:
+            messages.info(request, f"Run {form.cleaned_data['run']} was already tracked.")
+        return redirect("overview")
+    state = selectors.board_state()
+    zone, _ = _viewer_time_zone(request)
+    context = {
+        **_state_context(state),
+        "tz": zone,
+        "filter_form": BoardFilterForm(),
+        "track_form": form,
+        "poll_url": reverse("overview"),
+        "refresh": OVERVIEW_REFRESH_SECONDS,
+    }
+    return _board_headers(render(request, "board/overview.html", context, status=400))
+
+
+@require_GET
+@login_required
+def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """One run: its full event timeline as last fetched, and links out."""
+    record = snapshots.run_read(str(run_id))
+    if record is None:
+        raise Http404("This run is not tracked, or has not been fetched yet.")
+    now = time.time()
+    zone, _ = _viewer_time_zone(request)
+    record = selectors.with_keys(
+        record, ("lookup", "error_kind", "error_at", "pr_url", "events_truncated", "source")
+    )
+    run = selectors.run_detail_shape(record.get("run"))
+    events = [selectors.event_shape(e) for e in record.get("events") or []]
+    board = snapshots.board_read() or {}
+    row = selectors.with_keys(
+        next((r for r in board.get("runs", []) if r.get("run_id") == str(run_id)), {}), selectors.RUN_KEYS
+    )
+    context = {
+        "record": record,
+        "row": row,
+        "run": run,
+        "run_id": str(run_id),
+        "status": str(run.get("status") or record.get("lookup") or "unknown"),
+        "events": events,
+        "freshness": selectors.freshness(record.get("fetched_at"), now),
+        "now": now,
+        "tz": zone,
+        "stale_seconds": settings.BOARD_STALE_SECONDS,
+        "app_url": settings.MOGPLEX_APP_URL.rstrip("/") + f"/runs/{run_id}",
+        "app_version": selectors.app_version(),
+    }
+    return _board_headers(render(request, "board/run.html", context))
+
+
+def _sandbox_find(sandbox_id: str) -> dict[str, Any] | None:
+    board = snapshots.board_read() or {}
+    for sandbox in board.get("sandboxes", []):
+        if str(sandbox.get("id")) == sandbox_id or str(sandbox.get("sandbox_id")) == sandbox_id:
+            return selectors.with_keys(sandbox, selectors.SANDBOX_KEYS)
+    return None
+
+
+@require_GET
+@login_required
+def sandbox_detail(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
+    """One sandbox: its current row and the status history the board has seen."""
+    sandbox = _sandbox_find(str(sandbox_id))
+    history = snapshots.sandbox_history_read(str(sandbox_id))
+    if sandbox is None and not history:
+        raise Http404("The board has not seen this sandbox.")
+    now = time.time()
+    zone, _ = _viewer_time_zone(request)
+    context = {
+        "sandbox": sandbox,
+        "sandbox_id": str(sandbox_id),
+        "history": list(reversed(history)),
+        "now": now,
+        "tz": zone,
+        "freshness": selectors.freshness(sandbox.get("fetched_at") if sandbox else None, now),
+        "stale_seconds": settings.BOARD_STALE_SECONDS,
+        "app_version": selectors.app_version(),
+    }
+    return _board_headers(render(request, "board/sandbox.html", context))
+
+
+@require_GET
+@login_required
+def sandbox_logs(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
+    """A sandbox's logs, loaded on request.
+
+    The poller has no on-demand log fetch yet, so this says so instead of calling
+    upstream from a view (which would break "a page view costs zero upstream requests").
+    """
+    return render(request, "board/sandbox.html#logs", {"sandbox_id": str(sandbox_id), "logs_requested": True})
+
+
+def _display_token(raw: str) -> DisplayToken:
+    """The live display token for ``raw``; 404 (no hint why) when unknown or revoked."""
+    token = DisplayToken.objects.filter(token_hash=DisplayToken.hash(raw), revoked_at__isnull=True).first()
+    if token is None:
+        raise Http404("Not found.")
+    now = timezone.now()
+    if token.last_seen_at is None or now - token.last_seen_at >= LAST_SEEN_EVERY:
+        # Conditional, so several walls on one token write once a minute between them.
+        DisplayToken.objects.filter(pk=token.pk).filter(
+            Q(last_seen_at__isnull=True) | Q(last_seen_at__lte=now - LAST_SEEN_EVERY)
+        ).update(last_seen_at=now)
+    return token
+
+
+def _row_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in _JSON_DROP}
+
+
+@require_GET
+def board_json(request: HttpRequest) -> HttpResponse:
+    """The board as JSON for scripts and bots: a session login or ``?display=<display token>``."""
+    if not request.user.is_authenticated:
+        raw = request.GET.get("display", "")
+        if not raw:
+            return JsonResponse({"error": "Log in, or pass ?display=<display token>."}, status=401)
+        _display_token(raw)
+    state = selectors.board_state()
+    payload = {
+        "version": state.version,
+        "composed_at": state.composed_at,
+        "now": state.now,
+        "stale_seconds": settings.BOARD_STALE_SECONDS,
+        "poller": {
+            "heartbeat_at": state.poller.heartbeat_at,
+            "age_seconds": state.poller.age,
+            "stale": state.poller.stale,
+        },
+        "panels": {
+            name: {"fetched_at": f.fetched_at, "age_seconds": f.age, "stale": f.stale}
+            for name, f in state.panels.items()
+        },
+        "active_runs": [_row_json(r) for r in state.active_runs],
+        "finished_runs": [_row_json(r) for r in state.finished_runs],
+        "attention": [str(r.get("run_id")) for r in state.attention],
+        "sandboxes": [_row_json(s) for s in state.sandboxes],
+        "sources": state.sources,
+    }
+    return _board_headers(JsonResponse(payload))
+
+
+KIOSK_ROWS = {"attention": 4, "runs": 8, "sandboxes": 6, "sources": 4}
+
+
+@require_GET
+def kiosk(request: HtmxHttpRequest, token: str) -> HttpResponse:
+    """The wall screen: no login prompt, no chrome, configured by its URL."""
+    _display_token(token)
+    params, problems = kiosk_params_parse(request.GET)
+    if params is None:
+        return render(request, "board/kiosk_problem.html", {"problems": problems}, status=400)
+    if _unchanged(request):
+        return _board_headers(HttpResponse(status=204))
+    state = selectors.board_state(selectors.BoardFilters(repos=params.repos))
+    context = {
+        **_state_context(state),
+        "params": params,
+        "tz": params.tz,
+        "poll_url": _without_version(request),
+        "refresh": params.refresh,
+        "rows": _kiosk_rows(state, params),
+    }
+    template = "board/kiosk.html#wall" if request.htmx else "board/kiosk.html"
+    response = render(request, template, context)
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return _board_headers(response)
+
+
+def _without_version(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("v", None)
+    return request.path + ("?" + query.urlencode() if query else "")
+
+
+def _kiosk_rows(state: selectors.BoardState, params: KioskParams) -> dict[str, Any]:
+    """The rows each panel has room for, and how many were left out."""
+    attention_ids = {r.get("run_id") for r in state.attention}
+    # The attention lane is pinned; the runs panel shows the other live runs.
+    runs = [r for r in state.active_runs if r.get("run_id") not in attention_ids]
+    up = [
+        s for s in state.sandboxes if s["status"] in selectors.SANDBOX_UP_STATUSES or s["status"] == "error"
+    ]
+    lists = {"attention": state.attention, "runs": runs, "sandboxes": up, "sources": state.sources}
+    return {
+        name: {
+            "shown": items[: KIOSK_ROWS[name]],
+            "hidden": max(0, len(items) - KIOSK_ROWS[name]),
+            "total": len(items),
+        }
+        for name, items in lists.items()
+    }

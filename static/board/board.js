@@ -1,0 +1,141 @@
+/* Mogplex board page script: ages that advance, client-side STALE, connection
+   banner, reload on a new app version, changed-row highlight, title and favicon.
+   Plain JS, no framework; no upstream data is ever evaluated. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var staleSeconds = Number(body.dataset.staleSeconds || 90);
+  var offsetMs = 0; // server clock minus browser clock
+  var lastGood = new Date();
+  var flashState = {};
+  var sigsBefore = null;
+  window.boardPage = { loadedAt: Date.now(), swaps: 0 };
+
+  function board() { return document.getElementById("board"); }
+  function serverNow() { return (Date.now() + offsetMs) / 1000; }
+
+  function syncClock() {
+    var el = board();
+    if (el && el.dataset.serverTime) offsetMs = Number(el.dataset.serverTime) * 1000 - Date.now();
+  }
+
+  function ageText(s) {
+    s = Math.max(0, Math.floor(s));
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + (s % 60) + "s";
+    if (s < 86400) return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+    return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
+  }
+
+  function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+
+  function grace() {
+    var el = board();
+    var refresh = el ? Number(el.dataset.refresh || 5) : 5;
+    return 2 * refresh + 5; // the server re-renders at the threshold; allow a couple of polls
+  }
+
+  function tick() {
+    var now = serverNow();
+    document.querySelectorAll("time.tick[data-epoch]").forEach(function (el) {
+      setText(el, ageText(now - Number(el.dataset.epoch)) + (el.dataset.suffix || ""));
+    });
+    var anyStale = false;
+    document.querySelectorAll(".fresh[data-fetched-at]").forEach(function (el) {
+      if (!el.dataset.fetchedAt) { anyStale = true; return; }
+      var age = now - Number(el.dataset.fetchedAt);
+      var stale = el.classList.contains("is-stale") || age > staleSeconds + grace();
+      if (stale) {
+        anyStale = true;
+        setText(el, "STALE · data " + ageText(age) + " old");
+        if (!el.classList.contains("is-stale")) el.classList.add("is-stale");
+        var panel = el.closest(".panel");
+        if (panel && !panel.classList.contains("is-stale")) panel.classList.add("is-stale");
+      } else {
+        setText(el, "updated " + ageText(age) + " ago");
+      }
+    });
+    updateTitle(anyStale);
+  }
+
+  var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270" };
+  var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", stale: "⚠ STALE", lost: "⚠ Connection lost" };
+  var baseTitle = document.title;
+  var shownState = null;
+
+  function updateTitle(anyStale) {
+    var el = board();
+    if (!el) return;
+    var state = el.dataset.overall || "clear";
+    if (anyStale && state !== "attention") state = "stale";
+    if (!document.getElementById("connection-banner").hidden) state = "lost";
+    if (state === shownState) return;
+    shownState = state;
+    document.title = TITLE_WORDS[state] + " · " + baseTitle;
+    var svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="' +
+      ICON_COLOURS[state] + '"/></svg>';
+    var link = document.getElementById("favicon");
+    if (link) link.href = "data:image/svg+xml," + encodeURIComponent(svg);
+  }
+
+  function sigs() {
+    var out = {};
+    document.querySelectorAll("#board [data-sig][id]").forEach(function (el) { out[el.id] = el.dataset.sig; });
+    return out;
+  }
+
+  function flashChanged() {
+    if (!sigsBefore) return;
+    document.querySelectorAll("#board [data-sig][id]").forEach(function (el) {
+      if (sigsBefore[el.id] === el.dataset.sig) return;
+      var next = flashState[el.id] === "a" ? "b" : "a";
+      flashState[el.id] = next;
+      el.setAttribute("data-flash", next);
+    });
+    sigsBefore = null;
+  }
+
+  function connectionLost() {
+    var banner = document.getElementById("connection-banner");
+    var since = banner.querySelector(".since");
+    setText(since, lastGood.toTimeString().slice(0, 8));
+    if (banner.hidden) banner.hidden = false;
+    updateTitle(false);
+  }
+
+  function connectionBack() {
+    lastGood = new Date();
+    var banner = document.getElementById("connection-banner");
+    if (!banner.hidden) { banner.hidden = true; updateTitle(false); }
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "board") sigsBefore = sigs();
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "board") {
+      window.boardPage.swaps += 1;
+      syncClock();
+      flashChanged();
+      shownState = null;
+      tick();
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!evt.detail.successful || !xhr || xhr.status === 0) return;
+    var appVersion = xhr.getResponseHeader("X-Board-App-Version");
+    if (appVersion && body.dataset.appVersion && appVersion !== body.dataset.appVersion) {
+      window.location.reload();
+      return;
+    }
+    connectionBack();
+  });
+  document.addEventListener("htmx:sendError", connectionLost);
+  document.addEventListener("htmx:responseError", connectionLost);
+  document.addEventListener("htmx:timeout", connectionLost);
+
+  syncClock();
+  tick();
+  setInterval(tick, 1000);
+})();

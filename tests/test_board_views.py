@@ -1,0 +1,312 @@
+"""The team dashboard through Django's test client, over snapshots in a real Valkey."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.test import Client
+
+from dashboard import snapshots
+from dashboard.models import TrackedRun
+from tests import board_data
+from tests.board_data import RUN_ACTIVE, RUN_DONE, RUN_FAILED, SANDBOX_UP
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
+
+
+@pytest.fixture
+def store(settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[redis.Redis]:
+    settings.REDIS_URL = valkey_server
+    yield redis_db
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return User.objects.create_user("ada", password="correct horse battery")
+
+
+@pytest.fixture
+def browser(client: Client, user: User) -> Client:
+    client.force_login(user)
+    return client
+
+
+def page_version(html: str) -> str:
+    match = re.search(r'id="board-version" name="v" value="([^"]+)"', html)
+    assert match, "the page carries the version it shows"
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", f"/runs/{RUN_ACTIVE}/", f"/sandboxes/{SANDBOX_UP}/", f"/sandboxes/{SANDBOX_UP}/logs/"],
+)
+def test_pages_require_login(store: redis.Redis, client: Client, db: None, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_login_page_and_board_json_without_login(client: Client, db: None, store: redis.Redis) -> None:
+    assert client.get("/accounts/login/").status_code == 200
+    assert client.get("/api/board.json").status_code == 401
+
+
+def test_overview_shows_runs_sandboxes_and_sources(store: redis.Redis, browser: Client) -> None:
+    board_data.publish(board_data.board())
+    response = browser.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'id="run-{RUN_ACTIVE}"' in html
+    assert f'id="run-{RUN_FAILED}"' in html
+    assert f'id="sandbox-{SANDBOX_UP}"' in html
+    assert "tests failed" in html
+    assert "Fetching normally." in html
+    assert "7 / 50 per 60 s" in html
+    assert 'href="https://preview.example.com/app"' in html
+    assert 'href="https://github.com/acme/web/pull/7"' in html
+    assert "STALE" not in html
+    assert "<time " in html and 'title="' in html
+    assert html.index(f"run-{RUN_FAILED}") < html.index(f"run-{RUN_DONE}"), "failures come first"
+    assert response["X-Board-App-Version"]
+
+
+def test_unchanged_version_answers_204_and_changed_one_the_fragment(
+    store: redis.Redis, browser: Client
+) -> None:
+    now = time.time()
+    board_data.publish(board_data.board(now))
+    version = page_version(browser.get("/").content.decode())
+
+    unchanged = browser.get("/", {"v": version}, **HTMX)
+    assert unchanged.status_code == 204
+    assert unchanged.content == b""
+
+    changed = board_data.board(now)
+    changed["runs"][0]["latest_event"]["message"] = "deploying"
+    board_data.publish(changed)
+    fragment = browser.get("/", {"v": version}, **HTMX)
+    assert fragment.status_code == 200
+    html = fragment.content.decode()
+    assert "deploying" in html
+    assert html.lstrip().startswith('<div id="board"'), "only the board region, not the whole page"
+    assert "<html" not in html
+    assert page_version(html) != version
+
+
+def test_crossing_the_stale_threshold_changes_the_answer(
+    store: redis.Redis, browser: Client, settings: Any
+) -> None:
+    settings.BOARD_STALE_SECONDS = 30
+    now = time.time()
+    board_data.publish(board_data.board(now))
+    version = page_version(browser.get("/").content.decode())
+    assert browser.get("/", {"v": version}, **HTMX).status_code == 204
+
+    # Same content, fetched long ago: the version stays, the stale state flips.
+    old = now - 600
+    assert board_data.publish(board_data.board(old), heartbeat=now) == snapshots.board_version()
+    response = browser.get("/", {"v": version}, **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "STALE · data 10m" in html
+    # And the stale page is then unchanged until data comes back.
+    assert browser.get("/", {"v": page_version(html)}, **HTMX).status_code == 204
+
+
+def test_old_heartbeat_says_the_poller_is_the_cause(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    board_data.publish(board_data.board(now), heartbeat=now - 3600)
+    html = browser.get("/").content.decode()
+    assert "the poller has not reported for 1h 0m" in html
+    assert "The poller (Celery worker and beat)" in html
+
+
+def test_source_in_error_is_named_with_its_reason(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    sick = board_data.source_row(
+        "team",
+        now=now,
+        state="unauthorized",
+        message="The token for source team was rejected; replace MOGPLEX_TOKEN_TEAM.",
+    )
+    board_data.publish(board_data.board(now, sources=[board_data.source_row(now=now), sick]))
+    html = browser.get("/").content.decode()
+    assert "Source <strong>team</strong> is unauthorized: The token for source team was rejected" in html
+
+
+def test_no_board_yet_says_so(store: redis.Redis, browser: Client) -> None:
+    html = browser.get("/").content.decode()
+    assert "No board yet" in html
+
+
+def test_filters_and_search(store: redis.Redis, browser: Client) -> None:
+    board_data.publish(board_data.board())
+    by_repo = browser.get("/", {"repo": "acme/api"}).content.decode()
+    assert f'id="run-{RUN_FAILED}"' in by_repo
+    assert f'id="run-{RUN_ACTIVE}"' not in by_repo
+
+    by_status = browser.get("/", {"status": "success"}).content.decode()
+    assert f'id="run-{RUN_DONE}"' in by_status
+    assert f'id="run-{RUN_FAILED}"' not in by_status
+
+    searched = browser.get("/", {"q": "RUNNING TESTS"}).content.decode()
+    assert f'id="run-{RUN_ACTIVE}"' in searched
+    assert f'id="run-{RUN_FAILED}"' not in searched
+
+    sorted_page = browser.get("/", {"sort": "repo"}).content.decode()
+    assert sorted_page.index(f"run-{RUN_FAILED}") < sorted_page.index(f"run-{RUN_DONE}")
+
+
+def test_time_zone_is_chosen_and_remembered(store: redis.Redis, browser: Client) -> None:
+    board_data.publish(board_data.board())
+    assert "times in Asia/Tokyo" in browser.get("/", {"tz": "Asia/Tokyo"}).content.decode()
+    assert "times in Asia/Tokyo" in browser.get("/").content.decode()
+    bad = browser.get("/", {"tz": "Mars/Olympus"}).content.decode()
+    assert "is not a time zone" in bad
+
+
+def test_javascript_preview_url_produces_no_link(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    box = board_data.sandbox_row(SANDBOX_UP, "running", now=now, preview_url="javascript:alert(1)")
+    run = board_data.run_row(RUN_DONE, "success", now=now, pr_url="JavaScript:alert(2)")
+    board_data.publish(board_data.board(now, sandboxes=[box], runs=[run]))
+    html = browser.get("/").content.decode().lower()
+    assert "javascript:" not in html
+
+
+def test_upstream_strings_are_escaped_everywhere(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    run = board_data.run_row(
+        RUN_FAILED,
+        "failed",
+        now=now,
+        **dict.fromkeys(
+            ("repo_name", "harness", "branch_base", "branch_working", "error", "repo_id"), HOSTILE
+        ),
+        latest_event={"type": HOSTILE, "tool_name": HOSTILE, "message": HOSTILE, "created_at": HOSTILE},
+    )
+    active = board_data.run_row(RUN_ACTIVE, HOSTILE, now=now, repo_name=HOSTILE, harness=HOSTILE)
+    box = board_data.sandbox_row(
+        SANDBOX_UP,
+        HOSTILE,
+        now=now,
+        **dict.fromkeys(("repo_name", "base_branch", "working_branch", "preview_url", "error"), HOSTILE),
+    )
+    sick = board_data.source_row(HOSTILE, now=now, state=HOSTILE, message=HOSTILE)
+    board_data.publish(board_data.board(now, runs=[run, active], sandboxes=[box], sources=[sick]))
+    record = board_data.run_record(
+        RUN_FAILED,
+        run={
+            "run_id": RUN_FAILED,
+            "status": HOSTILE,
+            "harness": HOSTILE,
+            "error": HOSTILE,
+            "sandbox_record_id": HOSTILE,
+            "branch": {"base": HOSTILE, "working": HOSTILE},
+        },
+        events=[
+            {
+                "id": "e1",
+                "type": HOSTILE,
+                "tool_name": HOSTILE,
+                "message": HOSTILE,
+                "payload": {"x": HOSTILE},
+                "created_at": HOSTILE,
+            }
+        ],
+        pr_url="javascript:alert(1)",
+    )
+    snapshots.run_write(record)
+    snapshots.sandbox_history_append(SANDBOX_UP, HOSTILE, seen_at=now)
+    for path in ("/", f"/runs/{RUN_FAILED}/", f"/sandboxes/{SANDBOX_UP}/"):
+        html = browser.get(path).content.decode()
+        assert "<script>window.__pwned" not in html, path
+        assert "<img src=x" not in html, path
+        assert "&lt;script&gt;" in html, path
+        assert "javascript:" not in html.lower(), path
+
+
+def test_run_page_shows_timeline_cap_note_and_links(
+    store: redis.Redis, browser: Client, settings: Any
+) -> None:
+    settings.MOGPLEX_APP_URL = "https://app.mogplex.example"
+    board_data.publish(board_data.board())
+    snapshots.run_write(board_data.run_record(RUN_DONE, events=200, events_truncated=True))
+    html = browser.get(f"/runs/{RUN_DONE}/").content.decode()
+    assert html.count('class="event ') == 200
+    assert "step 199" in html
+    assert "at most 200 events" in html
+    assert 'href="https://github.com/acme/web/pull/7"' in html
+    assert f'href="/sandboxes/{SANDBOX_UP}/"' in html
+    assert f'href="https://app.mogplex.example/runs/{RUN_DONE}"' in html
+    assert "&quot;command&quot;: &quot;make test 0&quot;" in html
+
+
+def test_run_page_without_cap_has_no_note(store: redis.Redis, browser: Client) -> None:
+    snapshots.run_write(board_data.run_record(RUN_DONE, events=3))
+    html = browser.get(f"/runs/{RUN_DONE}/").content.decode()
+    assert "at most 200 events" not in html
+
+
+def test_unknown_run_and_sandbox_are_404(store: redis.Redis, browser: Client) -> None:
+    assert browser.get("/runs/99999999-9999-4999-8999-999999999999/").status_code == 404
+    assert browser.get("/sandboxes/99999999-9999-4999-8999-999999999999/").status_code == 404
+    assert browser.get("/runs/not-a-uuid/").status_code == 404
+
+
+def test_sandbox_page_shows_history_and_logs_placeholder(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    board_data.publish(board_data.board(now))
+    snapshots.sandbox_history_append(SANDBOX_UP, "creating", seen_at=now - 100)
+    snapshots.sandbox_history_append(SANDBOX_UP, "running", seen_at=now - 50)
+    html = browser.get(f"/sandboxes/{SANDBOX_UP}/").content.decode()
+    assert html.index("running") < html.index("creating"), "newest first"
+    assert "Load logs" in html
+    logs = browser.get(f"/sandboxes/{SANDBOX_UP}/logs/", **HTMX).content.decode()
+    assert "not available yet" in logs
+
+
+def test_board_json_matches_the_page(store: redis.Redis, browser: Client) -> None:
+    board_data.publish(board_data.board())
+    response = browser.get("/api/board.json")
+    assert response.status_code == 200
+    data = response.json()
+    assert [r["run_id"] for r in data["active_runs"]] == [RUN_ACTIVE]
+    assert {r["run_id"] for r in data["finished_runs"]} == {RUN_FAILED, RUN_DONE}
+    assert data["attention"] == [RUN_FAILED]
+    assert data["sandboxes"][0]["id"] == SANDBOX_UP
+    assert data["panels"]["runs"]["stale"] is False
+    assert "token" not in json.dumps(data).lower()
+
+
+def test_track_form_tracks_and_redirects(store: redis.Redis, browser: Client) -> None:
+    run_id = "55555555-5555-4555-8555-555555555555"
+    response = browser.post("/track/", {"run": f"https://app.mogplex.example/runs/{run_id}"})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert TrackedRun.objects.filter(run_id=run_id, via="form").exists()
+    assert "Tracking run" in browser.get("/").content.decode()
+
+
+def test_track_form_rejects_bad_input_with_a_sentence(store: redis.Redis, browser: Client) -> None:
+    response = browser.post("/track/", {"run": "not a run"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'class="form-error"' in html
+    assert "paste the UUID" in html
+    assert not TrackedRun.objects.exists()
+
+
+def test_track_form_is_csrf_protected(store: redis.Redis, user: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post("/track/", {"run": RUN_ACTIVE}).status_code == 403
