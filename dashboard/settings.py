@@ -64,6 +64,8 @@ BOARD_RETENTION_HOURS = envint("BOARD_RETENTION_HOURS", 24, minimum=1)
 BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
 # The page code's version; pages that see it change reload themselves. Unset: a hash of templates and static files.
 BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")
+# The board's address as people and wall screens reach it (kiosk_link prints URLs under it).
+BOARD_PUBLIC_URL = envstr("BOARD_PUBLIC_URL", "http://localhost:8000")
 
 # --- Secret key --------------------------------------------------------------
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")

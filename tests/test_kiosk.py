@@ -1,0 +1,179 @@
+"""The wall kiosk: display tokens, URL configuration, the kiosk_link command and the admin."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+
+from dashboard.models import DisplayToken
+from tests import board_data
+from tests.board_data import RUN_ACTIVE, RUN_FAILED
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def store(settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[redis.Redis]:
+    settings.REDIS_URL = valkey_server
+    yield redis_db
+
+
+@pytest.fixture
+def display(db: None) -> tuple[DisplayToken, str]:
+    return DisplayToken.issue("lobby")
+
+
+def kiosk_url(raw: str) -> str:
+    return f"/kiosk/{raw}/"
+
+
+def test_kiosk_works_without_login_and_pins_failures(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    board_data.publish(board_data.board())
+    response = client.get(kiosk_url(display[1]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Needs attention" in html
+    assert f'id="wall-run-{RUN_FAILED}"' in html
+    assert f'id="wall-run-{RUN_ACTIVE}"' in html
+    assert "Log out" not in html and "Track a run" not in html, "no chrome"
+    assert display[1] not in response.headers.get("X-Board-App-Version", "")
+
+
+def test_kiosk_all_clear_and_stalled_runs(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    now = time.time()
+    board_data.publish(board_data.board(now, runs=[board_data.run_row(RUN_ACTIVE, "success", now=now)]))
+    assert "All clear" in client.get(kiosk_url(display[1])).content.decode()
+
+    stalled = board_data.run_row(RUN_ACTIVE, "streaming", now=now, possibly_stale=True)
+    board_data.publish(board_data.board(now, runs=[stalled]))
+    html = client.get(kiosk_url(display[1])).content.decode()
+    assert "stalled?" in html
+    assert "need attention" in html or "needs attention" in html
+
+
+def test_kiosk_revoked_or_unknown_token_is_a_plain_404(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    token, raw = display
+    assert client.get(kiosk_url("not-a-token")).status_code == 404
+    token.revoked_at = timezone.now()
+    token.save()
+    response = client.get(kiosk_url(raw))
+    assert response.status_code == 404
+    assert b"revoked" not in response.content.lower()
+
+
+def test_kiosk_url_parameters(store: redis.Redis, client: Client, display: tuple[DisplayToken, str]) -> None:
+    board_data.publish(board_data.board())
+    url = kiosk_url(display[1])
+    light = client.get(
+        url, {"theme": "light", "panels": "runs,sources", "refresh": "10", "repos": "acme/web"}
+    )
+    html = light.content.decode()
+    assert "theme-light" in html
+    assert 'hx-trigger="every 10s"' in html
+    assert "Needs attention" not in html and "Sandboxes up" not in html
+    assert f'id="wall-run-{RUN_ACTIVE}"' in html
+
+    bad = client.get(url, {"theme": "neon", "refresh": "0", "panels": "weather"})
+    assert bad.status_code == 400
+    text = bad.content.decode()
+    assert "theme" in text and "neon" in text
+    assert "between 2 and 300" in text
+    assert "weather" in text
+
+
+def test_kiosk_answers_204_when_unchanged(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    board_data.publish(board_data.board())
+    html = client.get(kiosk_url(display[1])).content.decode()
+    match = re.search(r'name="v" value="([^"]+)"', html)
+    assert match
+    assert client.get(kiosk_url(display[1]), {"v": match.group(1)}, **HTMX).status_code == 204
+    fragment = client.get(kiosk_url(display[1]), {"v": "other.ffff.0"}, **HTMX)
+    assert fragment.status_code == 200
+    assert fragment.content.decode().lstrip().startswith('<div id="board"')
+
+
+def test_last_seen_is_written_at_most_once_a_minute(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    token, raw = display
+    board_data.publish(board_data.board())
+    client.get(kiosk_url(raw))
+    token.refresh_from_db()
+    first = token.last_seen_at
+    assert first is not None
+    client.get(kiosk_url(raw))
+    token.refresh_from_db()
+    assert token.last_seen_at == first
+    DisplayToken.objects.filter(pk=token.pk).update(last_seen_at=first - timedelta(minutes=2))
+    client.get(kiosk_url(raw))
+    token.refresh_from_db()
+    assert token.last_seen_at is not None and token.last_seen_at > first - timedelta(minutes=1)
+
+
+def test_board_json_with_a_display_token(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    board_data.publish(board_data.board())
+    response = client.get("/api/board.json", {"display": display[1]})
+    assert response.status_code == 200
+    assert display[1] not in response.content.decode()
+    assert client.get("/api/board.json", {"display": "wrong"}).status_code == 404
+
+
+def test_kiosk_link_prints_a_working_url(store: redis.Redis, client: Client, db: None, settings: Any) -> None:
+    board_data.publish(board_data.board())
+    out = io.StringIO()
+    call_command(
+        "kiosk_link", "wall-1", "--theme", "light", "--base-url", "https://board.example.com", stdout=out
+    )
+    url = out.getvalue().strip()
+    parts = urlsplit(url)
+    assert parts.scheme == "https" and parts.netloc == "board.example.com"
+    assert parts.query == "theme=light"
+    token = DisplayToken.objects.get(name="wall-1")
+    raw = parts.path.split("/")[2]
+    assert token.token_hash == DisplayToken.hash(raw) and raw not in token.token_hash
+    response = client.get(parts.path, {"theme": "light"})
+    assert response.status_code == 200
+
+    with pytest.raises(CommandError, match="exists already"):
+        call_command("kiosk_link", "wall-1", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="not a theme"):
+        call_command("kiosk_link", "wall-2", "--theme", "neon", stdout=io.StringIO())
+
+
+def test_admin_lists_and_revokes_display_tokens(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    admin = User.objects.create_superuser("root", password="correct horse battery")
+    client.force_login(admin)
+    listing = client.get("/admin/dashboard/displaytoken/")
+    assert listing.status_code == 200
+    assert "lobby" in listing.content.decode()
+    token, raw = display
+    response = client.post(
+        "/admin/dashboard/displaytoken/", {"action": "revoke", "_selected_action": [token.pk]}, follow=True
+    )
+    assert "Revoked 1 display token" in response.content.decode()
+    client.logout()
+    assert client.get(kiosk_url(raw)).status_code == 404
