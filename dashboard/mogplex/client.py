@@ -114,6 +114,9 @@ class MogplexClient:
         connect_timeout: float = 5,
         read_timeout: float = 15,
     ) -> None:
+        if not source.token.reveal():
+            # An empty bearer would not reach the API at all: the proxy sends it to the login page.
+            raise ValueError(f"source '{source.name}' has an empty token; set its Mogplex token.")
         self.base_url = normalize_base_url(base_url)
         self.api_base = self.base_url + API_PREFIX
         self.source = source
@@ -308,7 +311,7 @@ class MogplexClient:
                 status=status,
             )
         if status == 429:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             raise RateLimited(
                 f"{where} rate-limited source '{self.source.name}' (429); respect the rate limit: "
                 f"send nothing on this token for {retry_after:g} s.",
@@ -379,7 +382,7 @@ def _data(response: httpx.Response) -> Any:
     return parse_envelope(response.content, response.status_code)
 
 
-def _retry_after(value: str | None) -> float:
+def retry_after_seconds(value: str | None) -> float:
     """Seconds from a ``Retry-After`` (delta-seconds or HTTP date); 60 when absent or malformed."""
     if value is None:
         return DEFAULT_RETRY_AFTER
