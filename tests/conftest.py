@@ -10,6 +10,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from tests.pollers import PollerGroup, Pollers
 from tests.waiting import wait_for
 
 
@@ -60,3 +61,28 @@ def redis_db(valkey_server: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(valkey_server)
     client.flushdb()
     yield client
+
+
+# --- the poller: real Celery workers and beat (see tests/pollers.py) -------------------
+
+
+@pytest.fixture(scope="session")
+def pollers(valkey_server: str, django_db_setup: None) -> Iterator[Pollers]:
+    """Starts worker + beat groups as subprocesses; one group at a time, reused while its configuration holds.
+
+    Tests that use a worker need ``@pytest.mark.django_db(transaction=True)``:
+    the worker reads the test database file from another process.
+    """
+    manager = Pollers(settings.CELERY_BROKER_URL)
+    try:
+        yield manager
+    finally:
+        manager.stop()
+
+
+@pytest.fixture
+def poller(pollers: Pollers, redis_db: redis.Redis) -> PollerGroup:
+    """A ticking worker + beat with the session's own configuration; ``.add_worker()`` starts another."""
+    group = pollers.ensure()
+    group.wait_ticking(redis_db)
+    return group

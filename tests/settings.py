@@ -27,3 +27,10 @@ if "BOARD_TEST_SESSION" not in os.environ:
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
 
 from dashboard.settings import *  # noqa: E402,F403
+
+# The poller's tests run a real Celery worker in another process: it must see
+# the test database (a file, not pytest-django's in-memory one) and a broker
+# database that the per-test flush of the snapshot database leaves alone.
+DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})  # noqa: F405
+CELERY_BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/1"  # noqa: F405

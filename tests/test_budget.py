@@ -37,7 +37,7 @@ def test_each_source_has_its_own_budget(redis_db: redis.Redis) -> None:
 def test_the_window_rolls(redis_db: redis.Redis) -> None:
     assert budget_acquire("alice") and budget_acquire("alice")
     assert not budget_acquire("alice")
-    wait_for(lambda: budget_acquire("alice"), timeout=3, what="the rolling window to free a slot")
+    wait_for(lambda: budget_acquire("alice"), timeout=5, what="the rolling window to free a slot")
 
 
 @override_settings(MOGPLEX_BUDGET=50, MOGPLEX_BUDGET_WINDOW_SECONDS=60)

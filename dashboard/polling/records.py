@@ -83,7 +83,15 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
     else:
         row.finished_at = None
         row.final_fetch_done = False
-    row.save(update_fields=["source", "lookup", "status", "finished_at", "final_fetch_done"])
+    # An update, not save(): the operator may have untracked the run meanwhile,
+    # and a fetch must not bring it back.
+    TrackedRun.objects.filter(pk=row.pk).update(
+        source=row.source,
+        lookup=row.lookup,
+        status=row.status,
+        finished_at=row.finished_at,
+        final_fetch_done=row.final_fetch_done,
+    )
     return record
 
 
@@ -128,9 +136,7 @@ def run_record_not_found(row: TrackedRun, *, now: float) -> None:
     )
     record.setdefault("fetched_at", now)
     snapshots.run_write(record)
-    row.lookup = TrackedRun.Lookup.NOT_FOUND
-    row.source = ""
-    row.save(update_fields=["lookup", "source"])
+    TrackedRun.objects.filter(pk=row.pk).update(lookup=TrackedRun.Lookup.NOT_FOUND, source="")
 
 
 def sandboxes_record_update(source: str, sandboxes: Sequence[Sandbox], *, now: float) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -39,7 +40,13 @@ from dashboard.mogplex.errors import (
     Unauthorized,
 )
 from dashboard.polling import state
-from dashboard.polling.budget import budget_acquire, budget_pause, budget_paused_until, budget_used
+from dashboard.polling.budget import (
+    budget_acquire,
+    budget_pause,
+    budget_paused_until,
+    budget_used,
+    budget_window_seconds,
+)
 from dashboard.polling.compose import board_build
 from dashboard.polling.records import (
     EVENTS_LIMIT,
@@ -62,6 +69,7 @@ from dashboard.polling.scheduler import (
 from dashboard.polling.sources import UnknownSource, source_client, source_names
 
 logger = logging.getLogger("dashboard.polling")
+_clients = threading.local()
 
 ACCOUNT_REFRESH_SECONDS = 30 * 60
 LOOKUP_RETRY_SECONDS = 2.0
@@ -90,7 +98,7 @@ def policy() -> Policy:
     """The scheduling policy from settings."""
     return Policy(
         budget=settings.MOGPLEX_BUDGET,
-        window=float(settings.MOGPLEX_BUDGET_WINDOW_SECONDS),
+        window=float(budget_window_seconds()),
         run_refresh=float(settings.BOARD_RUN_REFRESH_SECONDS),
         sandboxes_refresh=float(settings.BOARD_SANDBOXES_REFRESH_SECONDS),
         repos_refresh=float(settings.BOARD_REPOS_REFRESH_SECONDS),
@@ -113,13 +121,25 @@ def source_blocked_until(source: str) -> float:
     return max(paused, backoff.until if backoff else 0.0)
 
 
+def _client(source: str) -> MogplexClient:
+    # One client per source per worker thread: building one costs more than a
+    # request to a nearby server, and its connection pool is worth keeping.
+    clients: dict[str, MogplexClient] = _clients.__dict__.setdefault("by_source", {})
+    client = clients.get(source)
+    if client is None:
+        client = clients[source] = source_client(source)
+    return client
+
+
 def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) -> T:
     """Send one request on ``source`` within its budget; raise ``Refused`` or a ``MogplexError``."""
+    client = _client(source)
+    # Asked last thing before sending, so that a pause another worker set
+    # after a 429 a moment ago is seen.
     if source_blocked_until(source) > time.time() or not budget_acquire(source):
         logger.info("fetch source=%s endpoint=%s outcome=refused ms=0", source, endpoint)
         raise Refused(source)
     started = time.monotonic()
-    client = source_client(source)
     try:
         result = call(client)
     except MogplexError as exc:
@@ -134,8 +154,6 @@ def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) 
         )
         _source_failed(source, exc)
         raise
-    finally:
-        client.close()
     ms = round((time.monotonic() - started) * 1000)
     logger.info("fetch source=%s endpoint=%s outcome=ok ms=%d", source, endpoint, ms)
     _source_succeeded(source)
@@ -268,7 +286,7 @@ def _tick_source(source: str, owned: list[tuple[str, str, bool]], now: float, th
         message=health.get("message", "Not fetched yet."),
         budget=the_policy.budget,
         budget_used=budget_used(source),
-        window_seconds=the_policy.window,
+        window_seconds=float(settings.MOGPLEX_BUDGET_WINDOW_SECONDS),
         effective_interval_seconds=round(plan.effective_interval, 1),
         active_runs=plan.active_runs,
         paused_until=budget_paused_until(source),
