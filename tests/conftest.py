@@ -10,6 +10,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from dashboard.simulator.control import SimulatorControl
 from tests.pollers import PollerGroup, Pollers
 from tests.waiting import wait_for
 
@@ -86,3 +87,56 @@ def poller(pollers: Pollers, redis_db: redis.Redis) -> PollerGroup:
     group = pollers.ensure()
     group.wait_ticking(redis_db)
     return group
+
+
+# --- the Mogplex simulator, over real HTTP --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[str]:
+    """``python -m dashboard.simulator --no-scenario`` on the test settings' port; yields its base URL.
+
+    It inherits the environment, so it reads the same demo secrets as the board.
+    """
+    import os
+    import sys
+
+    import httpx
+
+    port = settings.SIMULATOR_PORT
+    base_url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dashboard.simulator", "--no-scenario", "--port", str(port)],
+        cwd=settings.BASE_DIR,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the simulator exited with status {proc.returncode}")
+        try:
+            return httpx.get(f"{base_url}/_sim/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(answers, timeout=20, what="the simulator to answer")
+    try:
+        yield base_url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def sim(simulator_server: str) -> Iterator[SimulatorControl]:
+    """Control of the session's simulator, reset: no runs, sandboxes, records or faults; 60 per 60 s."""
+    control = SimulatorControl(simulator_server)
+    control.reset()
+    control.clear_faults()
+    control.configure(window_seconds=60, limit=60)
+    try:
+        yield control
+    finally:
+        control.close()

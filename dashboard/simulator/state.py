@@ -1,0 +1,721 @@
+"""The simulated Mogplex world: tokens, repos, runs with their events, sandboxes, and the records.
+
+Everything here runs on the server's single asyncio thread, so nothing is locked.
+Catalogue data (repos, agents) is seeded and the same on every start; runs,
+events and sandboxes get fresh random UUIDs, so a restarted simulator never
+reuses an id that a board still remembers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboard.simulator.cleaning import clean_payload, dumps
+from dashboard.simulator.faults import FaultBook
+from dashboard.simulator.ratelimit import SlidingWindowLimiter
+from dashboard.simulator.records import DEFAULT_CAP, SeqLog
+from dashboard.simulator.seed import MODELS, Repo, seed_agents, seed_repos, user_profile
+
+RUN_STATUSES = ("pending", "streaming", "success", "failed", "cancelled")
+TERMINAL_RUN_STATUSES = frozenset({"success", "failed", "cancelled"})
+HARNESSES = ("codex", "claude-code")
+EVENT_TYPES = (
+    "started",
+    "status_changed",
+    "tool_started",
+    "tool_finished",
+    "cancel_requested",
+    "cancelled",
+    "finished",
+    "failed",
+    "log",
+)
+SANDBOX_STATUSES = ("creating", "installing", "running", "pausing", "stopped", "paused", "error")
+LIFECYCLE_EVENT_TYPES = (
+    "tab_attached",
+    "tab_released",
+    "auto_pause_queued",
+    "auto_pause_decision",
+    "auto_pause_succeeded",
+    "auto_pause_failed",
+    "resume_after_auto_pause",
+)
+SCOPES = ("read", "write")
+API_PREFIX = "/api/v1/mogplex"
+_ALNUM = string.ascii_lowercase + string.digits
+
+
+def iso(moment: float) -> str:
+    """An ISO-8601 UTC timestamp with a millisecond fraction, as Mogplex serves them."""
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _opaque(prefix: str, length: int) -> str:
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+def _branch(run: Run) -> dict[str, Any]:
+    # A patched run may carry anything in ``branch``.
+    branch = run.detail.get("branch")
+    return branch if isinstance(branch, dict) else {}
+
+
+@dataclass
+class TokenRecord:
+    """A registered bearer. ``mog_`` tokens are PATs (rate-limited); anything else counts as OAuth."""
+
+    name: str
+    token: str = field(repr=False)
+    scopes: tuple[str, ...]
+    user: str
+
+    @property
+    def is_pat(self) -> bool:
+        return self.token.startswith("mog_")
+
+
+@dataclass
+class RunEvent:
+    id: str
+    type: str
+    tool_name: str | None
+    message: str | None
+    payload: Any
+    created_at: float
+    # Events never change once written, so their cleaned JSON is computed once.
+    _served: str | None = field(default=None, repr=False)
+
+    def served_json(self) -> str:
+        """The event as ``GET /runs/{id}/events`` serves it, payload cleaned, as JSON text."""
+        if self._served is None:
+            self._served = dumps(
+                {
+                    "id": self.id,
+                    "type": self.type,
+                    "toolName": self.tool_name,
+                    "message": self.message,
+                    "payload": clean_payload(self.payload),
+                    "createdAt": iso(self.created_at),
+                }
+            )
+        return self._served
+
+    def raw_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "toolName": self.tool_name,
+            "message": self.message,
+            "payload": self.payload,
+            "createdAt": iso(self.created_at),
+        }
+
+
+@dataclass
+class Run:
+    """An agent run. ``detail`` is the RunDetail exactly as served (patchable verbatim)."""
+
+    id: str
+    user: str
+    detail: dict[str, Any]
+    events: list[RunEvent] = field(default_factory=list)
+    prompt: str | None = None
+    delivered: bool = False
+    scenario: bool = False
+
+    @property
+    def status(self) -> Any:
+        return self.detail.get("status")
+
+    @property
+    def active(self) -> bool:
+        return self.detail.get("status") in ("pending", "streaming")
+
+
+@dataclass
+class LifecycleEvent:
+    id: str
+    event_type: str
+    decision_code: str | None
+    worker_run_id: str | None
+    payload: Any
+    created_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event_type": self.event_type,
+            "decision_code": self.decision_code,
+            "worker_run_id": self.worker_run_id,
+            "payload": self.payload,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass
+class Sandbox:
+    id: str
+    user: str
+    sandbox_id: str | None
+    repo_id: str | None
+    status: str
+    base_branch: str
+    working_branch: str
+    root_directory: str | None
+    preview_url: str | None
+    error: str | None
+    created_at: float
+    last_active_at: float
+    install_log: str | None = None
+    dev_log: str | None = None
+    lifecycle: list[LifecycleEvent] = field(default_factory=list)
+    run_id: str | None = None
+    # Fields given verbatim by a test (hostile strings, odd types) override the served ones.
+    extra: dict[str, Any] = field(default_factory=dict)
+    scenario: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        served = {
+            "id": self.id,
+            "sandbox_id": self.sandbox_id,
+            "repo_id": self.repo_id,
+            "status": self.status,
+            "base_branch": self.base_branch,
+            "working_branch": self.working_branch,
+            "root_directory": self.root_directory,
+            "preview_url": self.preview_url,
+            "error": self.error,
+            "created_at": iso(self.created_at),
+            "last_active_at": iso(self.last_active_at),
+        }
+        served.update(self.extra)
+        return served
+
+    def logs_json(self, limit: int = 200) -> dict[str, Any]:
+        sandbox = self.as_json()
+        sandbox["install_log"] = self.install_log
+        sandbox["dev_log"] = self.dev_log
+        return {
+            "sandbox": sandbox,
+            "lifecycle_events": [event.as_json() for event in self.lifecycle[:limit]],
+        }
+
+
+class SimulatorState:
+    """All simulated data and records; the HTTP layers only read and call methods on it."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        window_seconds: float = 60.0,
+        limit: int = 60,
+        clock: Callable[[], float] = time.time,
+        record_cap: int = DEFAULT_CAP,
+    ) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.tokens_by_value: dict[str, TokenRecord] = {}
+        self.tokens_by_name: dict[str, TokenRecord] = {}
+        self.repos: dict[str, Repo] = {}
+        self.user_repos: dict[str, list[Repo]] = {}
+        self.agents: dict[str, list[dict[str, Any]]] = {}
+        self.runs: dict[str, Run] = {}
+        self.idempotency: dict[tuple[str, str], tuple[str, str]] = {}
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.limiter = SlidingWindowLimiter(window_seconds, limit)
+        self.faults = FaultBook()
+        self.requests = SeqLog(record_cap)
+        self.status_changes = SeqLog(record_cap)
+        self._pr_numbers: dict[str, int] = {}
+
+    # --- tokens and users -------------------------------------------------
+
+    def register_token(
+        self, name: str, token: str, scopes: list[str], user: str | None = None
+    ) -> TokenRecord:
+        """Register (or replace) the token called ``name``; its runs belong to ``user`` (default ``name``)."""
+        if not name or not token:
+            raise ValueError("a token needs a non-empty name and token")
+        old = self.tokens_by_name.pop(name, None)
+        if old is not None:
+            self.tokens_by_value.pop(old.token, None)
+            self.limiter.forget(name)
+        clash = self.tokens_by_value.pop(token, None)
+        if clash is not None:
+            self.tokens_by_name.pop(clash.name, None)
+        record = TokenRecord(name=name, token=token, scopes=tuple(scopes), user=user or name)
+        self.tokens_by_name[name] = record
+        self.tokens_by_value[token] = record
+        self.ensure_user(record.user)
+        return record
+
+    def token_name(self, authorization: str | None) -> str | None:
+        """The registered name of the bearer in ``authorization``, for records and faults.
+
+        ``None`` when no bearer was sent, ``"unknown"`` for one that is not
+        registered. The scheme is matched case-insensitively here (so a lowercase
+        ``bearer`` still shows whose token it was), unlike the proxy.
+        """
+        if not authorization:
+            return None
+        scheme, _, rest = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not rest.strip():
+            return None
+        record = self.tokens_by_value.get(rest)
+        return record.name if record is not None else "unknown"
+
+    def ensure_user(self, user: str) -> None:
+        if user in self.user_repos:
+            return
+        repos = seed_repos(self.seed, user)
+        self.user_repos[user] = repos
+        for repo in repos:
+            self.repos[repo.id] = repo
+        self.agents[user] = seed_agents(self.seed, user)
+
+    def visible_repos(self, user: str) -> list[Repo]:
+        self.ensure_user(user)
+        return sorted((r for r in self.user_repos[user] if not r.hidden), key=lambda r: r.full_name)
+
+    def repo_for(self, user: str, repo_id: str) -> Repo | None:
+        repo = self.repos.get(repo_id.lower())
+        return repo if repo is not None and repo.user == user else None
+
+    def profile(self, user: str) -> dict[str, Any]:
+        return user_profile(self.seed, user)
+
+    def models(self) -> list[dict[str, Any]]:
+        return sorted(MODELS, key=lambda model: str(model["provider"]))
+
+    # --- runs ---------------------------------------------------------------
+
+    def run_for(self, user: str, run_id: str) -> Run | None:
+        """The run if it exists and belongs to ``user``; "not yours" looks like "does not exist"."""
+        run = self.runs.get(run_id.lower())
+        return run if run is not None and run.user == user else None
+
+    def create_run(
+        self,
+        user: str,
+        *,
+        repo_id: str | None = None,
+        harness: str = "codex",
+        base_branch: str | None = None,
+        create_branch: bool = False,
+        root_directory: str | None = None,
+        prompt: str | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        scenario: bool = False,
+    ) -> Run:
+        """Create a ``pending`` run for ``user``; an unknown ``repo_id`` is kept verbatim."""
+        self.ensure_user(user)
+        repo = self.repo_for(user, repo_id) if repo_id else self.visible_repos(user)[0]
+        run_id = new_id()
+        now = self.clock()
+        base = base_branch or (repo.default_branch if repo else None) or "main"
+        if create_branch:
+            # Mogplex hashes the idempotency key and the request, so the branch
+            # does not reveal the run id.
+            key_hash = hashlib.sha256((idempotency_key or run_id).encode()).hexdigest()
+            body_hash = hashlib.sha256((request_hash or run_id).encode()).hexdigest()
+            working = f"mogplex/external/{key_hash[:8]}-{body_hash[:8]}"
+        else:
+            working = base
+        detail: dict[str, Any] = {
+            "runId": run_id,
+            "aiCallId": new_id(),
+            "repoId": repo.id if repo else repo_id,
+            "sandboxRecordId": None,
+            "sandboxId": None,
+            "harness": harness,
+            "status": "pending",
+            "branch": {"base": base, "working": working, "createBranch": create_branch},
+            "rootDirectory": root_directory
+            if root_directory is not None
+            else (repo.root_directory if repo else None),
+            "eventsUrl": f"{API_PREFIX}/runs/{run_id}/events",
+            "cancelUrl": f"{API_PREFIX}/runs/{run_id}/cancel",
+            "createdAt": iso(now),
+            "updatedAt": iso(now),
+            "error": None,
+            "runtime": {"provider": "trigger", "runId": _opaque("run_", 20)},
+        }
+        run = Run(id=run_id, user=user, detail=detail, prompt=prompt, scenario=scenario)
+        self.runs[run_id] = run
+        self._record_status(run, now)
+        return run
+
+    def _record_status(self, run: Run, now: float) -> None:
+        self.status_changes.append({"run_id": run.id, "status": run.detail.get("status"), "time": now})
+
+    def emit(
+        self,
+        run: Run,
+        type: str,
+        *,
+        message: str | None = None,
+        tool_name: str | None = None,
+        payload: Any = None,
+    ) -> RunEvent:
+        """Append one event to ``run`` (an event insert does not touch the run's ``updatedAt``)."""
+        event = RunEvent(
+            id=new_id(),
+            type=type,
+            tool_name=tool_name,
+            message=message,
+            payload={} if payload is None else payload,
+            created_at=self.clock(),
+        )
+        run.events.append(event)
+        return event
+
+    def add_events(
+        self,
+        run_id: str,
+        count: int,
+        *,
+        type: str = "log",
+        message: str | None = None,
+        tool_name: str | None = None,
+        payload: Any = None,
+    ) -> list[RunEvent]:
+        """Append ``count`` events; without a message each gets ``<type> <n>`` numbered from the run's start."""
+        run = self.runs[run_id.lower()]
+        if tool_name is None and type in ("tool_started", "tool_finished"):
+            tool_name = "bash"
+        made = []
+        for _ in range(count):
+            text = message if message is not None else f"{type} {len(run.events) + 1}"
+            made.append(self.emit(run, type, message=text, tool_name=tool_name, payload=payload))
+        return made
+
+    def _touch(self, run: Run, now: float) -> None:
+        run.detail["updatedAt"] = iso(now)
+
+    def deliver(self, run_id: str, *, changed: bool = True) -> RunEvent:
+        """Emit the ``git_delivery`` log event: the only place the PR URL shows up in v1."""
+        run = self.runs[run_id.lower()]
+        branch = _branch(run)
+        url = None
+        if changed:
+            repo = self.repos.get(str(run.detail.get("repoId")))
+            full_name = repo.full_name if repo else "acme/unknown"
+            number = self._pr_numbers.get(full_name, 100 + len(full_name) * 7) + 1
+            self._pr_numbers[full_name] = number
+            url = f"https://github.com/{full_name}/pull/{number}"
+        run.delivered = True
+        return self.emit(
+            run,
+            "log",
+            message="Pull request ready" if changed else "No code changes to deliver",
+            payload={
+                "stage": "git_delivery",
+                "pull_request_url": url,
+                "changed": changed,
+                "base_branch": branch.get("base"),
+                "working_branch": branch.get("working"),
+            },
+        )
+
+    def set_run_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        sandbox_pending: bool = False,
+        changed: bool = True,
+    ) -> Run:
+        """Move a run to ``status``, emitting the events a real run would.
+
+        ``streaming`` gives the run a sandbox (``sandboxId`` is ``"pending"`` until
+        that sandbox leaves ``creating`` when ``sandbox_pending``); ``success``
+        first delivers (a PR URL, or no changes when ``changed`` is false).
+        """
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}; use one of {list(RUN_STATUSES)}")
+        run = self.runs[run_id.lower()]
+        old = run.detail.get("status")
+        if old == status:
+            return run
+        now = self.clock()
+        if status == "success" and not run.delivered:
+            self.deliver(run.id, changed=changed)
+        run.detail["status"] = status
+        if status == "streaming" and not run.detail.get("sandboxRecordId"):
+            self._sandbox_for_run(run, pending=sandbox_pending)
+        if status == "failed":
+            run.detail["error"] = error or "Agent run failed"
+        elif error is not None:
+            run.detail["error"] = error
+        self._touch(run, now)
+        self._record_status(run, now)
+        self.emit(
+            run, "status_changed", message=f"Status changed to {status}", payload={"from": old, "to": status}
+        )
+        if status == "streaming":
+            self.emit(
+                run,
+                "started",
+                message="Agent started",
+                payload={
+                    "harness": run.detail.get("harness"),
+                    "model": "openai/gpt-5-codex"
+                    if run.detail.get("harness") == "codex"
+                    else "anthropic/claude-sonnet-4.5",
+                    "ai_billing_source": "platform",
+                    "sandbox_id": run.detail.get("sandboxId"),
+                },
+            )
+        elif status == "success":
+            self.emit(run, "finished", message="Run finished", payload={"status": "success"})
+        elif status == "failed":
+            self.emit(run, "failed", message=run.detail["error"], payload={"error": run.detail["error"]})
+        elif status == "cancelled":
+            self.emit(run, "cancelled", message="Run cancelled", payload={"reason": "cancelled by user"})
+        return run
+
+    def cancel_run(self, run: Run) -> Run:
+        """What ``POST /runs/{id}/cancel`` does: idempotent, and a no-op on a finished run."""
+        if run.detail.get("status") in TERMINAL_RUN_STATUSES:
+            return run
+        self.emit(run, "cancel_requested", message="Cancel requested", payload={"requested_via": "api"})
+        return self.set_run_status(run.id, "cancelled")
+
+    def patch_run(self, run_id: str, fields: dict[str, Any]) -> Run:
+        """Overwrite RunDetail fields verbatim; ``updatedAt`` bumps unless it is one of them."""
+        run = self.runs[run_id.lower()]
+        old = run.detail.get("status")
+        run.detail.update(fields)
+        now = self.clock()
+        if "updatedAt" not in fields:
+            self._touch(run, now)
+        if run.detail.get("status") != old:
+            self._record_status(run, now)
+        return run
+
+    def _sandbox_for_run(self, run: Run, *, pending: bool) -> Sandbox:
+        branch = _branch(run)
+        sandbox = self.create_sandbox(
+            run.user,
+            repo_id=run.detail.get("repoId"),
+            status="creating" if pending else "running",
+            base_branch=branch.get("base") or "main",
+            working_branch=branch.get("working") or "main",
+            root_directory=run.detail.get("rootDirectory"),
+            run_id=run.id,
+            scenario=run.scenario,
+        )
+        run.detail["sandboxRecordId"] = sandbox.id
+        run.detail["sandboxId"] = sandbox.sandbox_id
+        return sandbox
+
+    # --- sandboxes ----------------------------------------------------------
+
+    def create_sandbox(
+        self,
+        user: str,
+        *,
+        repo_id: str | None = None,
+        status: str = "running",
+        sandbox_id: str | None = None,
+        preview_url: str | None = None,
+        base_branch: str | None = None,
+        working_branch: str | None = None,
+        root_directory: str | None = None,
+        error: str | None = None,
+        install_log: str | None = None,
+        dev_log: str | None = None,
+        run_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+        scenario: bool = False,
+    ) -> Sandbox:
+        """Create a sandbox record; while ``creating`` its provider id is ``"pending"``."""
+        self.ensure_user(user)
+        if repo_id is None:
+            repo_id = self.visible_repos(user)[0].id
+        repo = self.repos.get(repo_id)
+        now = self.clock()
+        base = base_branch or (repo.default_branch if repo else None) or "main"
+        if sandbox_id is None:
+            sandbox_id = "pending" if status == "creating" else _opaque("sbx_", 20)
+        sandbox = Sandbox(
+            id=new_id(),
+            user=user,
+            sandbox_id=sandbox_id,
+            repo_id=repo_id,
+            status=status,
+            base_branch=base,
+            working_branch=working_branch or base,
+            root_directory=root_directory
+            if root_directory is not None
+            else (repo.root_directory if repo else None),
+            preview_url=preview_url,
+            error=error,
+            created_at=now,
+            last_active_at=now,
+            install_log=install_log,
+            dev_log=dev_log,
+            run_id=run_id,
+            extra=dict(extra or {}),
+            scenario=scenario,
+        )
+        if status == "running":
+            self._sandbox_running(sandbox)
+            self._lifecycle(sandbox, "tab_attached", payload={"tab": "agent"})
+        self.sandboxes[sandbox.id] = sandbox
+        return sandbox
+
+    def _sandbox_running(self, sandbox: Sandbox) -> None:
+        if sandbox.preview_url is None and sandbox.sandbox_id and sandbox.sandbox_id != "pending":
+            sandbox.preview_url = f"https://{sandbox.sandbox_id.replace('_', '-')}-3000.preview.mogplex.dev"
+        if sandbox.dev_log is None:
+            sandbox.dev_log = "$ npm run dev\n> ready on http://0.0.0.0:3000\n"
+
+    def _lifecycle(
+        self,
+        sandbox: Sandbox,
+        event_type: str,
+        *,
+        decision_code: str | None = None,
+        worker_run_id: str | None = None,
+        payload: Any = None,
+    ) -> LifecycleEvent:
+        event = LifecycleEvent(
+            id=new_id(),
+            event_type=event_type,
+            decision_code=decision_code,
+            worker_run_id=worker_run_id,
+            payload={} if payload is None else payload,
+            created_at=self.clock(),
+        )
+        sandbox.lifecycle.append(event)
+        return event
+
+    def add_lifecycle_events(
+        self,
+        sandbox_record_id: str,
+        count: int,
+        *,
+        event_type: str = "tab_attached",
+        decision_code: str | None = None,
+        worker_run_id: str | None = None,
+        payload: Any = None,
+    ) -> list[LifecycleEvent]:
+        sandbox = self.sandboxes[sandbox_record_id.lower()]
+        made = [
+            self._lifecycle(
+                sandbox, event_type, decision_code=decision_code, worker_run_id=worker_run_id, payload=payload
+            )
+            for _ in range(count)
+        ]
+        sandbox.last_active_at = self.clock()
+        return made
+
+    def set_sandbox_status(self, sandbox_record_id: str, status: str, *, error: str | None = None) -> Sandbox:
+        """Move a sandbox, writing the lifecycle events and logs that go with the move.
+
+        Leaving ``creating`` gives it a provider id, which its run (if any) picks up too.
+        """
+        sandbox = self.sandboxes[sandbox_record_id.lower()]
+        old = sandbox.status
+        now = self.clock()
+        sandbox.status = status
+        sandbox.last_active_at = now
+        if sandbox.sandbox_id == "pending" and status != "creating":
+            sandbox.sandbox_id = _opaque("sbx_", 20)
+            run = self.runs.get(sandbox.run_id or "")
+            if run is not None and run.detail.get("sandboxId") == "pending":
+                run.detail["sandboxId"] = sandbox.sandbox_id
+                self._touch(run, now)
+        if status == "error":
+            sandbox.error = error or "Sandbox failed"
+        elif error is not None:
+            sandbox.error = error
+        worker = _opaque("ap_", 12)
+        if status == "installing":
+            sandbox.install_log = (sandbox.install_log or "") + "$ npm ci\nadded 1342 packages in 21s\n"
+        elif status == "running":
+            self._sandbox_running(sandbox)
+            if old in ("paused", "pausing"):
+                self._lifecycle(sandbox, "resume_after_auto_pause", payload={"from": old})
+            else:
+                self._lifecycle(sandbox, "tab_attached", payload={"tab": "agent"})
+        elif status == "pausing":
+            self._lifecycle(sandbox, "auto_pause_queued", worker_run_id=worker, payload={"idle_seconds": 600})
+            self._lifecycle(
+                sandbox,
+                "auto_pause_decision",
+                decision_code="idle_timeout",
+                worker_run_id=worker,
+                payload={"pause": True},
+            )
+        elif status == "paused":
+            self._lifecycle(sandbox, "auto_pause_succeeded", worker_run_id=worker, payload={"from": old})
+        elif status == "error" and old == "pausing":
+            self._lifecycle(
+                sandbox, "auto_pause_failed", worker_run_id=worker, payload={"error": sandbox.error}
+            )
+        elif status == "stopped":
+            self._lifecycle(sandbox, "tab_released", payload={"tab": "agent"})
+        return sandbox
+
+    def sandboxes_for(
+        self, user: str, *, repo_id: str | None, status: str | None, limit: int
+    ) -> list[Sandbox]:
+        found = [
+            s
+            for s in self.sandboxes.values()
+            if s.user == user
+            and (repo_id is None or (s.repo_id or "").lower() == repo_id.lower())
+            and (status is None or s.status == status)
+        ]
+        found.sort(key=lambda s: s.last_active_at, reverse=True)
+        return found[:limit]
+
+    # --- housekeeping -------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget runs, sandboxes, records, faults and rate windows; keep tokens and repos."""
+        self.runs.clear()
+        self.idempotency.clear()
+        self.sandboxes.clear()
+        self.requests.clear()
+        self.status_changes.clear()
+        self.faults.clear()
+        self.limiter.clear()
+
+    def prune(self, before: float) -> int:
+        """Drop scenario runs finished and sandboxes stopped before ``before``; return how many went."""
+        stamp = iso(before)
+        old_runs = [
+            run_id
+            for run_id, run in self.runs.items()
+            if run.scenario and not run.active and str(run.detail.get("updatedAt")) < stamp
+        ]
+        for run_id in old_runs:
+            del self.runs[run_id]
+        old_sandboxes = [
+            sandbox_id
+            for sandbox_id, sandbox in self.sandboxes.items()
+            if sandbox.scenario and sandbox.status in ("stopped", "error") and sandbox.last_active_at < before
+        ]
+        for sandbox_id in old_sandboxes:
+            del self.sandboxes[sandbox_id]
+        if old_runs:
+            self.idempotency = {key: seen for key, seen in self.idempotency.items() if seen[1] in self.runs}
+        return len(old_runs) + len(old_sandboxes)
