@@ -66,6 +66,8 @@ BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
 BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")
 # The board's address as people and wall screens reach it (kiosk_link prints URLs under it).
 BOARD_PUBLIC_URL = envstr("BOARD_PUBLIC_URL", "http://localhost:8000")
+# How often an open dashboard page asks whether the board changed (an unchanged board costs a 204).
+BOARD_PAGE_REFRESH_SECONDS = envint("BOARD_PAGE_REFRESH_SECONDS", 5, minimum=1, maximum=300)
 
 # --- Secret key --------------------------------------------------------------
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")

@@ -38,7 +38,6 @@ from dashboard.board.forms import (
 )
 from dashboard.models import DisplayToken
 
-OVERVIEW_REFRESH_SECONDS = 5
 # last_seen_at is written at most this often per display, so a wall polling every
 # few seconds does not write to the database on every request.
 LAST_SEEN_EVERY = timedelta(minutes=1)
@@ -104,7 +103,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         "filter_form": filter_form,
         "track_form": TrackRunForm(),
         "poll_url": reverse("overview") + ("?" + urlencode(query) if query else ""),
-        "refresh": OVERVIEW_REFRESH_SECONDS,
+        "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
         "filtered": bool(query),
     }
     template = "board/overview.html#board" if request.htmx else "board/overview.html"
@@ -131,7 +130,7 @@ def track_run(request: HttpRequest) -> HttpResponse:
         "filter_form": BoardFilterForm(),
         "track_form": form,
         "poll_url": reverse("overview"),
-        "refresh": OVERVIEW_REFRESH_SECONDS,
+        "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
     }
     return _board_headers(render(request, "board/overview.html", context, status=400))
 
@@ -263,7 +262,7 @@ def board_json(request: HttpRequest) -> HttpResponse:
     return _board_headers(JsonResponse(payload))
 
 
-KIOSK_ROWS = {"attention": 4, "runs": 8, "sandboxes": 6, "sources": 4}
+KIOSK_ROWS = {"attention": 4, "runs": 11, "sandboxes": 7, "sources": 3}
 
 
 @require_GET

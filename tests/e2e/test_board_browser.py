@@ -1,0 +1,232 @@
+"""The dashboard in real headless Chromium: refresh without reload, 204s, STALE, login, hostile strings."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from dashboard import snapshots
+from dashboard.models import DisplayToken
+from tests import board_data
+from tests.board_data import RUN_ACTIVE, RUN_FAILED, SANDBOX_UP
+
+pytestmark = pytest.mark.browser
+
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
+HOSTILE_URL = "javascript:window.__pwned=1"
+
+# Counts DOM changes inside #board, except the ages the page script advances each second.
+OBSERVE = """
+() => {
+  window.__mutations = 0;
+  new MutationObserver((records) => {
+    for (const r of records) {
+      const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      if (el && el.closest('.tick')) continue;
+      window.__mutations += 1;
+    }
+  }).observe(document.getElementById('board'), {subtree: true, childList: true, attributes: true, characterData: true});
+}
+"""
+
+
+def _is_poll(response: Any) -> bool:
+    request = response.request
+    return bool(request.headers.get("hx-request")) and "v=" in request.url
+
+
+def next_poll(page: Page, timeout: float = 15) -> int:
+    """Wait for the page's next board poll to be answered; return its status."""
+    with page.expect_response(_is_poll, timeout=timeout * 1000) as answer:
+        pass
+    return int(answer.value.status)
+
+
+def test_signed_out_pages_redirect_to_login(page: Page, board_server: str, transactional_db: None) -> None:
+    for path in ("/", f"/runs/{RUN_ACTIVE}/", f"/sandboxes/{SANDBOX_UP}/"):
+        page.goto(board_server + path)
+        assert "/accounts/login/" in page.url
+        assert page.locator("#id_username").is_visible()
+
+
+def test_snapshot_change_reaches_the_open_page_and_unchanged_board_leaves_dom_alone(
+    signed_in: Page, board_server: str
+) -> None:
+    page = signed_in
+    now = time.time()
+    board_data.publish(board_data.board(now))
+    page.goto(board_server + "/")
+    page.evaluate("window.__marker = 'same page'")
+    page.evaluate(OBSERVE)
+
+    assert [next_poll(page) for _ in range(3)] == [204, 204, 204]
+    assert page.evaluate("window.__mutations") == 0
+
+    changed = board_data.board(now)
+    changed["runs"][0]["latest_event"]["message"] = "deploying to staging"
+    board_data.publish(changed)
+    page.locator(f"#run-{RUN_ACTIVE}", has_text="deploying to staging").wait_for(timeout=15000)
+    assert page.evaluate("window.__marker") == "same page", "updated without a reload"
+    assert page.locator(f"#run-{RUN_ACTIVE}").get_attribute("data-flash") in ("a", "b"), (
+        "changed row highlighted"
+    )
+
+
+def test_stopped_data_turns_panels_stale(signed_in: Page, board_server: str, settings: Any) -> None:
+    page = signed_in
+    settings.BOARD_STALE_SECONDS = 20
+    now = time.time()
+    board_data.publish(board_data.board(now))
+    page.goto(board_server + "/")
+    assert page.locator(".fresh.is-stale").count() == 0
+
+    # The same content, last fetched long ago, and a poller that stopped ticking.
+    board_data.publish(board_data.board(now - 900), heartbeat=now - 900)
+    page.locator("#panel-active .fresh.is-stale").wait_for(timeout=15000)
+    assert "STALE" in page.locator("#panel-active .fresh").inner_text()
+    assert "the poller has not reported" in page.locator("#board").inner_text()
+    assert page.title().startswith("⚠ STALE")
+
+
+def _hostile_board(now: float) -> dict[str, Any]:
+    fields = ("repo_name", "harness", "branch_base", "branch_working", "error", "repo_id", "pr_url")
+    run = board_data.run_row(
+        RUN_FAILED,
+        "failed",
+        now=now,
+        **dict.fromkeys(fields, HOSTILE),
+        latest_event={"type": HOSTILE, "tool_name": HOSTILE, "message": HOSTILE, "created_at": HOSTILE},
+    )
+    run["pr_url"] = HOSTILE_URL
+    active = board_data.run_row(RUN_ACTIVE, HOSTILE, now=now, repo_name=HOSTILE, harness=HOSTILE)
+    box_fields = ("repo_name", "base_branch", "working_branch", "error", "repo_id")
+    box = board_data.sandbox_row(
+        SANDBOX_UP, "error", now=now, preview_url=HOSTILE_URL, **dict.fromkeys(box_fields, HOSTILE)
+    )
+    sick = board_data.source_row(HOSTILE, now=now, state="unauthorized", message=HOSTILE)
+    return board_data.board(now, runs=[run, active], sandboxes=[box], sources=[sick])
+
+
+def test_hostile_upstream_strings_never_execute_or_link(signed_in: Page, board_server: str) -> None:
+    page = signed_in
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    now = time.time()
+    board_data.publish(_hostile_board(now))
+    snapshots.run_write(
+        board_data.run_record(
+            RUN_FAILED,
+            run={
+                "run_id": RUN_FAILED,
+                "status": HOSTILE,
+                "harness": HOSTILE,
+                "error": HOSTILE,
+                "sandbox_record_id": HOSTILE,
+                "branch": {"base": HOSTILE, "working": HOSTILE},
+            },
+            events=[
+                {
+                    "id": "e1",
+                    "type": HOSTILE,
+                    "tool_name": HOSTILE,
+                    "message": HOSTILE,
+                    "payload": {"x": HOSTILE},
+                },
+            ],
+            pr_url=HOSTILE_URL,
+        )
+    )
+    snapshots.sandbox_history_append(SANDBOX_UP, HOSTILE, seen_at=now)
+    _, raw = DisplayToken.issue("hostile-wall")
+    for path in ("/", f"/runs/{RUN_FAILED}/", f"/sandboxes/{SANDBOX_UP}/", f"/kiosk/{raw}/"):
+        page.goto(board_server + path)
+        page.wait_for_load_state("load")
+        assert page.evaluate("window.__pwned") is None, path
+        assert page.locator("a[href^='javascript' i]").count() == 0, path
+        assert page.locator("img[onerror]").count() == 0, path
+        assert page.locator("#board, main").first.inner_text().count("<script>") >= 1, path
+    assert dialogs == []
+
+
+def test_kiosk_without_login_and_stops_after_revocation(
+    page: Page, board_server: str, transactional_db: None
+) -> None:
+    board_data.publish(board_data.board())
+    token, raw = DisplayToken.issue("lobby")
+    page.goto(f"{board_server}/kiosk/{raw}/?refresh=2")
+    assert "/accounts/login/" not in page.url
+    page.locator(f"#wall-run-{RUN_FAILED}").wait_for()
+    assert next_poll(page) == 204
+
+    token.revoked_at = token.created_at
+    token.save()
+    page.locator("#connection-banner").wait_for(state="visible", timeout=15000)
+    assert "Connection lost" in page.locator("#connection-banner").inner_text()
+    assert page.goto(f"{board_server}/kiosk/{raw}/").status == 404
+
+
+SCREENS = {"1080p": (1920, 1080), "4k": (3840, 2160)}
+
+
+def _busy_board(now: float) -> dict[str, Any]:
+    runs = [
+        board_data.run_row(
+            f"{n:08d}-1111-4111-8111-111111111111",
+            ("streaming", "pending", "failed", "success")[n % 4],
+            now=now,
+            repo_name=f"acme/service-{n % 5}",
+            tracked_at=board_data.iso(now - 1000 + n),
+            error="pytest: 3 failed, 120 passed" if n % 4 == 2 else None,
+            possibly_stale=n == 5,
+        )
+        for n in range(24)
+    ]
+    boxes = [
+        board_data.sandbox_row(
+            f"{n:08d}-4444-4444-8444-444444444444", ("running", "creating", "error")[n % 3], now=now
+        )
+        for n in range(12)
+    ]
+    return board_data.board(now, runs=runs, sandboxes=boxes)
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screenshots_and_the_kiosk_fits_the_screen(
+    chromium: Any, board_server: str, transactional_db: None, screen: str
+) -> None:
+    from django.contrib.auth.models import User
+
+    width, height = SCREENS[screen]
+    out = Path("artifacts/screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    board_data.publish(_busy_board(time.time()))
+    User.objects.create_user("shots", password="correct horse battery")
+    _, raw = DisplayToken.issue(f"wall-{screen}")
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        for theme in ("dark", "light"):
+            page.goto(f"{board_server}/kiosk/{raw}/?theme={theme}")
+            page.locator("#board").wait_for()
+            fits = page.evaluate(
+                "document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth"
+            )
+            page.screenshot(path=str(out / f"kiosk-{theme}-{screen}.png"))
+            assert fits, f"the {theme} kiosk scrolls at {width}x{height}"
+        page.goto(board_server + "/accounts/login/")
+        page.fill("#id_username", "shots")
+        page.fill("#id_password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_url(board_server + "/")
+        page.screenshot(path=str(out / f"dashboard-{screen}.png"), full_page=True)
+        # An all-clear wall, for the calm state.
+        now = time.time()
+        board_data.publish(board_data.board(now, runs=[board_data.run_row(RUN_ACTIVE, "success", now=now)]))
+        page.goto(f"{board_server}/kiosk/{raw}/")
+        page.screenshot(path=str(out / f"kiosk-clear-{screen}.png"))
+    finally:
+        context.close()
