@@ -179,6 +179,10 @@ class Command(BaseCommand):
         raise KeyboardInterrupt
 
     def _stop_all(self) -> None:
+        # A second Ctrl-C (or the SIGTERM that make and uv forward after ours) must not
+        # interrupt the shutdown and orphan the children.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for _, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.terminate()
