@@ -101,6 +101,7 @@ class Scenario:
         self._ingest_last_complaint = 0.0
         self._started = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._driven: set[str] = set()
         self._client: httpx.AsyncClient | None = None
 
     # --- plumbing ---------------------------------------------------------
@@ -212,7 +213,9 @@ class Scenario:
         if run is None:
             return True
         run.scenario = True
-        if not started.get("replayed"):
+        # A replay answers a retry whose first attempt did reach us; drive each run once.
+        if run.id not in self._driven:
+            self._driven.add(run.id)
             self._ingest_queue.append(started)
             self._ingest_wake.set()
             self._spawn(functools.partial(self._drive, run.id, run_rng), f"run {run.id}")
@@ -239,6 +242,10 @@ class Scenario:
                     self._ingest_url, json=flat, headers={"Authorization": f"Bearer {self._ingest_token}"}
                 )
                 if response.is_success:
+                    continue
+                if response.status_code in (400, 413, 422):
+                    # The board understood and refused this run; sending it again will not help.
+                    log.warning("the board refused run %s (HTTP %d)", flat.get("runId"), response.status_code)
                     continue
                 reason = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
@@ -458,5 +465,6 @@ class Scenario:
         while True:
             await self._sleep(600)
             dropped = self.state.prune(self.state.clock() - RETENTION_SECONDS / self.speed)
+            self._driven &= set(self.state.runs)
             if dropped:
                 log.info("scenario dropped %d finished runs and sandboxes", dropped)
