@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,33 @@ def test_screenshots_and_the_kiosk_fits_the_screen(
         page.screenshot(path=str(out / f"kiosk-clear-{screen}.png"))
     finally:
         context.close()
+
+
+def test_connection_lost_banner_and_recovery(page: Page, relay: Any, transactional_db: None) -> None:
+    board_data.publish(board_data.board())
+    _, raw = DisplayToken.issue("flaky-wall")
+    page.goto(f"{relay.url}/kiosk/{raw}/?refresh=2")
+    page.evaluate("window.__marker = 'same page'")
+    assert next_poll(page) == 204
+
+    relay.stop()
+    banner = page.locator("#connection-banner")
+    banner.wait_for(state="visible", timeout=15000)
+    assert re.search(r"Connection lost — showing data from \d\d:\d\d:\d\d", banner.inner_text())
+    assert page.title().startswith("⚠ Connection lost")
+
+    relay.start()
+    banner.wait_for(state="hidden", timeout=15000)
+    assert page.evaluate("window.__marker") == "same page"
+
+
+def test_new_app_version_reloads_the_page(signed_in: Page, board_server: str, settings: Any) -> None:
+    page = signed_in
+    board_data.publish(board_data.board())
+    page.goto(board_server + "/")
+    page.evaluate("window.__marker = 'old page'")
+    with page.expect_navigation(timeout=15000):
+        settings.BOARD_APP_VERSION = "next-release"
+    page.wait_for_load_state("load")
+    assert page.locator("body").get_attribute("data-app-version") == "next-release"
+    assert page.evaluate("window.__marker") is None, "the page reloaded itself"
