@@ -161,7 +161,13 @@ def due_fetches(state: SourceState, policy: Policy) -> list[Fetch]:
     ]
     routine.sort(key=lambda fetch: ("sandboxes", "repos", "account").index(fetch.kind))
     runs = sorted(
-        (run for run in state.runs if run.wants_polling and now - run.last_planned_at >= policy.run_refresh),
+        # Due at some point of the coming tick; plan_source gives each a slot
+        # no earlier than its refresh interval allows.
+        (
+            run
+            for run in state.runs
+            if run.wants_polling and now + policy.tick - run.last_planned_at >= policy.run_refresh
+        ),
         key=lambda run: _run_order(run, policy),
     )
     run_fetches = [Fetch("run_events", state.name, 0.0, run.run_id) for run in runs]
@@ -181,9 +187,12 @@ def plan_source(state: SourceState, policy: Policy) -> Plan:
     slot = max(state.next_slot_at, now, state.blocked_until)
     horizon = now + policy.tick
     planned: list[Fetch] = []
+    last_planned = {run.run_id: run.last_planned_at for run in state.runs}
     for fetch in due_fetches(state, policy):
         if slot >= horizon:
             break
+        if fetch.run_id is not None and slot - last_planned.get(fetch.run_id, 0.0) < policy.run_refresh:
+            continue
         planned.append(Fetch(fetch.kind, fetch.source, slot, fetch.run_id))
         # A fetch of several requests takes as many slots, so the pace holds.
         slot += COST[fetch.kind] * policy.spacing
