@@ -644,6 +644,7 @@ def test_sliding_window_answers_429_with_retry_after(
     assert api.get("/repos", headers=auth(tokens.writer)).status_code == 200  # per token
     assert api.get("/repos", headers=auth("mog_unknown")).status_code == 401  # validated first
     assert api.get("/runs", headers=headers).status_code == 405  # no route check, no cost
+    assert api.post("/runs", json={}, headers=headers).status_code == 429  # the limit comes before scope
 
 
 def test_rejected_requests_do_not_extend_the_window(
@@ -815,3 +816,38 @@ def test_control_refuses_unknown_runs_and_statuses(sim: SimulatorControl) -> Non
 
     assert missing.value.response.status_code == 404
     assert unknown.value.response.status_code == 400
+
+
+# --- the rest of the surface ------------------------------------------------------------
+
+
+def test_a_trailing_slash_is_redirected_away(api: httpx.Client, tokens: Tokens) -> None:
+    response = api.get("/repos/", params={"q": "web"}, headers=auth(tokens.reader))
+
+    assert response.status_code == 308
+    assert response.headers["location"] == "/api/v1/mogplex/repos?q=web"
+
+
+def test_automations_are_an_empty_list_with_cursor_checks(api: httpx.Client, tokens: Tokens) -> None:
+    headers = auth(tokens.reader)
+
+    assert data(api.get("/automations", headers=headers)) == {"automations": [], "nextCursor": None}
+    assert_error(
+        api.get("/automations", params={"cursor": "%%"}, headers=headers),
+        400,
+        "BAD_REQUEST",
+        "Invalid cursor",
+    )
+    assert_error(
+        api.get(f"/automations/{MISSING_UUID}", headers=headers), 404, "NOT_FOUND", "Automation not found"
+    )
+    assert api.get("/automations/abc/runs", headers=headers).status_code == 500
+
+
+def test_mcp_and_secret_bearing_routes(api: httpx.Client, tokens: Tokens) -> None:
+    mcp = api.get("/mcp")
+    env_vars = api.get(f"/repos/{MISSING_UUID}/env-vars", headers=auth(tokens.reader))
+
+    assert mcp.status_code == 405 and mcp.headers["allow"] == "POST, OPTIONS"
+    assert api.post("/mcp", json={}).status_code == 401  # the proxy lets /mcp through without a bearer
+    assert env_vars.status_code == 501 and env_vars.json()["error"]["code"] == "SERVICE_UNAVAILABLE"

@@ -88,6 +88,10 @@ def scenario_sim(receiver: IngestReceiver) -> Iterator[SimulatorControl]:
             "3",
             "--port",
             str(port),
+            "--window-seconds",
+            "30",
+            "--limit",
+            "120",
             "--ingest-url",
             receiver.url,
         ],
@@ -181,3 +185,7 @@ def test_never_more_than_eight_runs_active(scenario_sim: SimulatorControl) -> No
         status[change["run_id"]] = change["status"]
         most = max(most, sum(s in ("pending", "streaming") for s in status.values()))
     assert 1 <= most <= 8
+
+
+def test_flags_set_the_rate_window(scenario_sim: SimulatorControl) -> None:
+    assert scenario_sim.configure() == {"window_seconds": 30, "limit": 120}
