@@ -32,9 +32,13 @@ from django.conf import settings
 
 JSON = dict[str, Any]
 
-# Fields that record *when* we looked, not *what* we saw: they are left out of
-# the board's version so that an unchanged upstream keeps an unchanged version.
-TIMING_FIELDS = frozenset({"fetched_at", "composed_at", "heartbeat_at", "last_success_at", "checked_at"})
+# Fields that record *when* we looked, not *what* we saw, and the poller's own
+# running figures (budget spent moves on every tick): they are left out of the
+# board's version so that an unchanged upstream keeps an unchanged version. They
+# still reach the page with the next swap.
+TIMING_FIELDS = frozenset(
+    {"fetched_at", "composed_at", "heartbeat_at", "last_success_at", "checked_at", "budget_used"}
+)
 
 SANDBOX_HISTORY_LIMIT = 50
 
