@@ -55,6 +55,12 @@ def test_pages_require_login(store: redis.Redis, client: Client, db: None, path:
     assert response["Location"].startswith("/accounts/login/")
 
 
+def test_signed_out_poll_is_sent_to_the_login_page(store: redis.Redis, client: Client, db: None) -> None:
+    response = client.get("/", {"v": "x.ffff.0"}, **HTMX)
+    assert response.status_code == 204
+    assert response["HX-Redirect"].startswith("/accounts/login/?next=/")
+
+
 def test_login_page_and_board_json_without_login(client: Client, db: None, store: redis.Redis) -> None:
     assert client.get("/accounts/login/").status_code == 200
     assert client.get("/api/board.json").status_code == 401

@@ -11,18 +11,22 @@ from __future__ import annotations
 import time
 import uuid
 import zoneinfo
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from functools import wraps
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -49,10 +53,26 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+def board_login_required[V: Callable[..., HttpResponse]](view: V) -> V:
+    """``login_required``, except that an htmx poll from a signed-out page is told to go to the
+    login page (``HX-Redirect``) instead of having the login form swapped into the board."""
+    guarded = login_required(view)
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated and request.headers.get("HX-Request"):
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = redirect_to_login(request.get_full_path())["Location"]
+            return response
+        return guarded(request, *args, **kwargs)
+
+    return cast(V, wrapped)
+
+
 def _board_headers(response: HttpResponse) -> HttpResponse:
     response["X-Board-App-Version"] = selectors.app_version()
     response["Cache-Control"] = "no-store"
-    response["Vary"] = "HX-Request"
+    patch_vary_headers(response, ["HX-Request"])
     return response
 
 
@@ -87,7 +107,7 @@ def _state_context(state: selectors.BoardState) -> dict[str, Any]:
 
 
 @require_GET
-@login_required
+@board_login_required
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     """The team's dashboard: active and finished runs, sandboxes, source health."""
     if _unchanged(request):
@@ -111,7 +131,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@board_login_required
 def track_run(request: HttpRequest) -> HttpResponse:
     """Track a pasted run id or run URL; redirect back on success (POST/redirect/GET)."""
     form = TrackRunForm(request.POST)
@@ -136,7 +156,7 @@ def track_run(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@board_login_required
 def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """One run: its full event timeline as last fetched, and links out."""
     record = snapshots.run_read(str(run_id))
@@ -179,7 +199,7 @@ def _sandbox_find(sandbox_id: str) -> dict[str, Any] | None:
 
 
 @require_GET
-@login_required
+@board_login_required
 def sandbox_detail(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
     """One sandbox: its current row and the status history the board has seen."""
     sandbox = _sandbox_find(str(sandbox_id))
@@ -202,7 +222,7 @@ def sandbox_detail(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@board_login_required
 def sandbox_logs(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
     """A sandbox's logs, loaded on request.
 
