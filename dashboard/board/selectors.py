@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,29 @@ SORTS = {
     "repo": "repository",
     "status": "status",
 }
+
+
+def to_epoch(value: Any) -> float | None:
+    """Our epoch floats pass through; upstream ISO strings are parsed; anything else is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    return None
+
+
+def _when(value: Any) -> float:
+    """A sort key for a time of either kind; unknown times sort as oldest."""
+    epoch = to_epoch(value)
+    return 0.0 if epoch is None else epoch
 
 
 def status_icon(status: str) -> str:
@@ -335,9 +359,9 @@ def _matches(row: JSON, filters: BoardFilters, repo_key: str) -> bool:
 
 def _sort_runs(rows: list[JSON], sort: str) -> list[JSON]:
     # Stable order first (tracked_at, then id) so rows keep their positions between refreshes.
-    rows = sorted(rows, key=lambda r: (str(r.get("tracked_at") or ""), str(r.get("run_id"))), reverse=True)
+    rows = sorted(rows, key=lambda r: (_when(r.get("tracked_at")), str(r.get("run_id"))), reverse=True)
     if sort == "updated":
-        rows.sort(key=lambda r: str(r.get("updated_at") or ""), reverse=True)
+        rows.sort(key=lambda r: _when(r.get("updated_at")), reverse=True)
     elif sort == "repo":
         rows.sort(key=lambda r: str(r.get("repo_name") or r.get("repo_id") or "").lower())
     elif sort == "status":
@@ -378,7 +402,7 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
     ]
     finished = [r for r in shown_runs if r["status"] in TERMINAL_RUN_STATUSES]
     # Failures first among the finished, most recently finished next.
-    finished.sort(key=lambda r: str(r.get("finished_at") or r.get("updated_at") or ""), reverse=True)
+    finished.sort(key=lambda r: _when(r.get("finished_at") or r.get("updated_at")), reverse=True)
     finished.sort(key=lambda r: r["status"] not in FAILED_RUN_STATUSES)
     attention = [r for r in shown_runs if r["needs_attention"]]
 

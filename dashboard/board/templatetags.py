@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,19 +73,7 @@ def age(seconds: float | None) -> str:
     return age_text(seconds)
 
 
-def to_epoch(value: Any) -> float | None:
-    """Our epoch floats pass through; upstream ISO strings are parsed; anything else is None."""
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    return None
+to_epoch = selectors.to_epoch
 
 
 def _zone(context: template.Context) -> zoneinfo.ZoneInfo:

@@ -180,7 +180,7 @@ def _busy_board(now: float) -> dict[str, Any]:
             ("streaming", "pending", "failed", "success")[n % 4],
             now=now,
             repo_name=f"acme/service-{n % 5}",
-            tracked_at=board_data.iso(now - 1000 + n),
+            tracked_at=now - 1000 + n,
             error="pytest: 3 failed, 120 passed" if n % 4 == 2 else None,
             possibly_stale=n == 5,
         )
