@@ -67,9 +67,12 @@ def redis_db(valkey_server: str) -> Iterator[redis.Redis]:
 # --- the poller: real Celery workers and beat (see tests/pollers.py) -------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pollers(valkey_server: str, django_db_setup: None) -> Iterator[Pollers]:
     """Starts worker + beat groups as subprocesses; one group at a time, reused while its configuration holds.
+
+    Module-scoped: the workers keep writing the board while they run, so they must
+    be gone before another module's tests write a board of their own.
 
     Tests that use a worker need ``@pytest.mark.django_db(transaction=True)``:
     the worker reads the test database file from another process.

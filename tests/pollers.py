@@ -88,7 +88,7 @@ class PollerGroup:
             ["beat", "-s", str(self.dir / "beat-schedule"), "--pidfile=", "--loglevel", "INFO"],
         )
 
-    def wait_ticking(self, client: redis.Redis, timeout: float = 30) -> None:
+    def wait_ticking(self, client: redis.Redis, timeout: float = 60) -> None:
         """Wait until a tick has run end to end (beat sent it, a worker ran it) after now."""
         since = time.time()
 
