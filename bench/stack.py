@@ -280,6 +280,8 @@ class Stack:
                 str(workers),
                 "--threads",
                 str(threads),
+                # Several benches (or a running board) would otherwise share one control socket.
+                "--no-control-socket",
             ],
         )
 
@@ -289,7 +291,7 @@ class Stack:
             except httpx.HTTPError:
                 return False
 
-        wait_until(up, 30, "gunicorn")
+        wait_until(up, 90, "gunicorn")
 
     # --- viewers -------------------------------------------------------------------
 
