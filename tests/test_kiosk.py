@@ -177,3 +177,20 @@ def test_admin_lists_and_revokes_display_tokens(
     assert "Revoked 1 display token" in response.content.decode()
     client.logout()
     assert client.get(kiosk_url(raw)).status_code == 404
+
+
+def test_kiosk_and_overview_render_runs_not_fetched_yet(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    """A run with no events (or no detail at all) yet renders as such, failed or not."""
+    now = time.time()
+    bare = {"run_id": RUN_FAILED, "status": "failed", "latest_event": None, "lookup": "found"}
+    new = {"run_id": RUN_ACTIVE, "lookup": "new"}
+    board_data.publish(board_data.board(now, runs=[bare, new]))
+    html = client.get(kiosk_url(display[1])).content.decode()
+    assert f'id="wall-run-{RUN_FAILED}"' in html
+    admin = User.objects.create_user("viewer", password="correct horse battery")
+    client.force_login(admin)
+    overview = client.get("/")
+    assert overview.status_code == 200
+    assert f'id="run-{RUN_ACTIVE}"' in overview.content.decode()
