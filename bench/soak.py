@@ -97,7 +97,7 @@ class Staleness:
         self.samples += 1
         for name in PANELS:
             panel = state.panels[name]
-            age = panel.age if panel.fetched_at is not None else 0.0
+            age = panel.age or 0.0
             self.max_age[name] = max(self.max_age[name], age)
             if panel.stale:
                 self.stale_samples[name] += 1
