@@ -11,8 +11,20 @@ import redis
 from django.conf import settings
 
 from dashboard.simulator.control import SimulatorControl
+from tests.audit import AUDIT
 from tests.pollers import PollerGroup, Pollers
 from tests.waiting import wait_for
+
+
+@pytest.fixture(scope="session", autouse=True)
+def read_only_audit() -> Iterator[None]:
+    """At the end of the session: every simulator saw only reads on the allow-list from the board's tokens.
+
+    Simulator fixtures register with ``AUDIT`` and hand it their request record
+    before each reset and when they stop (see tests/audit.py).
+    """
+    yield
+    assert not AUDIT.offences, AUDIT.report()
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +137,11 @@ def simulator_server() -> Iterator[str]:
             return False
 
     wait_for(answers, timeout=20, what="the simulator to answer")
+    AUDIT.watch(base_url)
     try:
         yield base_url
     finally:
+        AUDIT.collect(base_url)
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -136,6 +150,7 @@ def simulator_server() -> Iterator[str]:
 def sim(simulator_server: str) -> Iterator[SimulatorControl]:
     """Control of the session's simulator, reset: no runs, sandboxes, records or faults; 60 per 60 s."""
     control = SimulatorControl(simulator_server)
+    AUDIT.collect(simulator_server)
     control.reset()
     control.clear_faults()
     control.configure(window_seconds=60, limit=60)

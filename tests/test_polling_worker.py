@@ -22,6 +22,7 @@ from django.conf import settings
 from dashboard import snapshots
 from dashboard.models import TrackedRun
 from dashboard.polling.tasks import run_lookup
+from tests.audit import AUDIT
 from tests.pollers import PollerGroup, Pollers
 from tests.waiting import wait_for
 
@@ -111,9 +112,11 @@ def poll_simulator() -> Iterator[str]:
             return False
 
     wait_for(up, timeout=20, what="the simulator to answer")
+    AUDIT.watch(url)
     try:
         yield url
     finally:
+        AUDIT.collect(url)
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -121,6 +124,7 @@ def poll_simulator() -> Iterator[str]:
 @pytest.fixture
 def sim2(poll_simulator: str) -> Sim:
     control = Sim(poll_simulator)
+    AUDIT.collect(poll_simulator)
     control.post("/reset")
     control.post("/config", {"window_seconds": WINDOW, "limit": SIM_LIMIT})
     for name, token in TOKENS.items():

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from dashboard.demo import DemoSecrets, demo_secrets
 from dashboard.simulator.control import SimulatorControl
+from tests.audit import AUDIT
 from tests.waiting import wait_for
 
 FAILING_INGESTS = 2
@@ -110,9 +111,11 @@ def scenario_sim(receiver: IngestReceiver) -> Iterator[SimulatorControl]:
             return False
 
     wait_for(answers, timeout=20, what="the scenario simulator to answer")
+    AUDIT.watch(f"http://127.0.0.1:{port}")
     try:
         yield control
     finally:
+        AUDIT.collect(f"http://127.0.0.1:{port}")
         control.close()
         proc.terminate()
         proc.wait(timeout=10)
