@@ -13,6 +13,7 @@ Keys (all JSON unless noted):
 - ``board:account:<source>``      account readiness (``/api/auth/user``, ``/models``)
 - ``board:source:<source>``       source health: state, last success/error, budget, interval
 - ``board:sandbox-history:<id>``  list of ``{status, seen_at}`` as the board saw them
+- ``board:sandbox-logs:<id>``     a sandbox's logs, fetched when someone asks for them
 - ``board:composed``              the composed board, with its ``version``
 - ``board:version``               (string) the composed board's version, for the cheap 204 check
 - ``board:heartbeat``             (string) epoch seconds of the poller's last tick
@@ -155,6 +156,25 @@ def sandbox_history_append(sandbox_id: str, status: str, *, seen_at: float) -> N
 def sandbox_history_read(sandbox_id: str) -> list[JSON]:
     raws = cast(list[bytes], redis_client().lrange(f"board:sandbox-history:{sandbox_id}", 0, -1))
     return [cast(JSON, json.loads(raw)) for raw in raws]
+
+
+# --- sandbox logs, fetched on request ------------------------------------------------
+
+SANDBOX_LOGS_TTL_SECONDS = 24 * 3600
+
+
+def sandbox_logs_write(sandbox_id: str, record: JSON) -> None:
+    """``{sandbox_id, source, fetched_at, install_log, dev_log, lifecycle_events, error_kind}``."""
+    _set(f"board:sandbox-logs:{sandbox_id}", record, ttl=SANDBOX_LOGS_TTL_SECONDS)
+
+
+def sandbox_logs_read(sandbox_id: str) -> JSON | None:
+    return _get(f"board:sandbox-logs:{sandbox_id}")
+
+
+def sandbox_logs_request_claim(sandbox_id: str, *, seconds: int) -> bool:
+    """True for the first request for a sandbox's logs within ``seconds``; later ones wait for it."""
+    return bool(redis_client().set(f"board:sandbox-logs-requested:{sandbox_id}", "1", nx=True, ex=seconds))
 
 
 # --- the composed board ------------------------------------------------------------

@@ -269,7 +269,7 @@ def test_unknown_run_and_sandbox_are_404(store: redis.Redis, browser: Client) ->
     assert browser.get("/runs/not-a-uuid/").status_code == 404
 
 
-def test_sandbox_page_shows_history_and_logs_placeholder(store: redis.Redis, browser: Client) -> None:
+def test_sandbox_page_shows_history_and_fetches_logs_on_request(store: redis.Redis, browser: Client) -> None:
     now = time.time()
     board_data.publish(board_data.board(now))
     snapshots.sandbox_history_append(SANDBOX_UP, "creating", seen_at=now - 100)
@@ -277,8 +277,41 @@ def test_sandbox_page_shows_history_and_logs_placeholder(store: redis.Redis, bro
     html = browser.get(f"/sandboxes/{SANDBOX_UP}/").content.decode()
     assert html.index("running") < html.index("creating"), "newest first"
     assert "Load logs" in html
+    # No snapshot yet: the view asks the poller for one fetch and keeps polling itself.
     logs = browser.get(f"/sandboxes/{SANDBOX_UP}/logs/", **HTMX).content.decode()
-    assert "not available yet" in logs
+    assert "Fetching logs from Mogplex" in logs
+    assert 'hx-trigger="load delay:1s"' in logs
+    assert store.exists(f"board:sandbox-logs-requested:{SANDBOX_UP}")
+    # The poller's snapshot arrives: shown, escaped, with its age.
+    snapshots.sandbox_logs_write(
+        SANDBOX_UP,
+        {
+            "sandbox_id": SANDBOX_UP,
+            "source": "demo",
+            "fetched_at": time.time(),
+            "error_kind": None,
+            "install_log": "npm ci\n<script>window.__pwned=1</script>",
+            "dev_log": "",
+            "lifecycle_events": [
+                {"event_type": "auto_pause_queued", "decision_code": None, "created_at": None}
+            ],
+        },
+    )
+    logs = browser.get(f"/sandboxes/{SANDBOX_UP}/logs/", **HTMX).content.decode()
+    assert "Fetching logs" not in logs
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in logs
+    assert "<script>window.__pwned" not in logs
+    assert "auto_pause_queued" in logs
+
+
+def test_sandbox_logs_say_why_when_the_fetch_failed(store: redis.Redis, browser: Client) -> None:
+    board_data.publish(board_data.board(time.time()))
+    snapshots.sandbox_logs_write(
+        SANDBOX_UP,
+        {"sandbox_id": SANDBOX_UP, "source": "demo", "fetched_at": time.time(), "error_kind": "forbidden"},
+    )
+    logs = browser.get(f"/sandboxes/{SANDBOX_UP}/logs/", **HTMX).content.decode()
+    assert "lacks the read scope that sandbox logs need" in logs
 
 
 def test_board_json_matches_the_page(store: redis.Redis, browser: Client) -> None:

@@ -310,3 +310,28 @@ def test_a_dead_source_does_not_stop_the_others(
     bob = next(s for s in (snapshots.board_read() or {})["sources"] if s["name"] == "bob")
     assert bob["state"] == "ok"
     _assert_read_only(sim2.requests())
+
+
+def test_sandbox_logs_are_fetched_once_when_someone_asks(two_sources: PollerGroup, sim2: Sim) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    sandbox = sim2.post("/sandboxes", {"user": "alice", "status": "running"})
+    sandbox_id = sandbox["id"]
+    wait_for(
+        lambda: any(s["id"] == sandbox_id for s in (snapshots.board_read() or {}).get("sandboxes", [])),
+        timeout=20,
+        what="the sandbox on the board",
+    )
+    browser = Client()
+    browser.force_login(get_user_model().objects.create_user("viewer", password="x" * 12))
+    logs_url = f"/sandboxes/{sandbox_id}/logs/"
+
+    def logs_shown() -> bool:
+        page = browser.get(logs_url, headers={"HX-Request": "true"}).content.decode()
+        return "Install log" in page
+
+    wait_for(logs_shown, timeout=20, what="the logs the poller fetched on request")
+    log_requests = [r for r in sim2.requests() if r["path"].endswith(f"/sandboxes/{sandbox_id}/logs")]
+    assert [(r["method"], r["token_name"]) for r in log_requests] == [("GET", "alice")]
+    _assert_read_only(sim2.requests())

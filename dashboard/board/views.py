@@ -221,15 +221,48 @@ def sandbox_detail(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
     return _board_headers(render(request, "board/sandbox.html", context))
 
 
+# Logs fetched less than this long ago are shown as they are; older ones are fetched again.
+SANDBOX_LOGS_FRESH_SECONDS = 60
+
+SANDBOX_LOG_ERRORS = {
+    "budget_spent": "The source's request budget is spent for this minute; try again shortly.",
+    "not_found": "Mogplex no longer has this sandbox.",
+    "forbidden": "The source's token lacks the read scope that sandbox logs need; add it at /settings/api-keys.",
+    "unknown_source": "The source that owned this sandbox is no longer configured.",
+}
+
+
 @require_GET
 @board_login_required
 def sandbox_logs(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
     """A sandbox's logs, loaded on request.
 
-    The poller has no on-demand log fetch yet, so this says so instead of calling
-    upstream from a view (which would break "a page view costs zero upstream requests").
+    The view never calls Mogplex: it asks the poller for one fetch (a request of
+    the owning source's budget, at most one per sandbox per minute) and polls
+    this URL until the snapshot has arrived.
     """
-    return render(request, "board/sandbox.html#logs", {"sandbox_id": str(sandbox_id), "logs_requested": True})
+    key = str(sandbox_id)
+    now = time.time()
+    logs = snapshots.sandbox_logs_read(key)
+    fresh = logs is not None and now - float(logs["fetched_at"]) < SANDBOX_LOGS_FRESH_SECONDS
+    context: dict[str, Any] = {"sandbox_id": key, "logs_requested": True, "logs": logs, "now": now}
+    if not fresh:
+        sandbox = _sandbox_find(key)
+        if sandbox is None or not sandbox.get("source"):
+            context["logs_error"] = (
+                "The board has no current record of this sandbox, so it cannot ask for its logs."
+            )
+        else:
+            if snapshots.sandbox_logs_request_claim(key, seconds=SANDBOX_LOGS_FRESH_SECONDS):
+                from dashboard.polling.tasks import sandbox_logs_fetch
+
+                sandbox_logs_fetch.delay(str(sandbox["source"]), key)
+            context["logs_pending"] = True
+    elif logs is not None and logs.get("error_kind"):
+        context["logs_error"] = SANDBOX_LOG_ERRORS.get(
+            str(logs["error_kind"]), "Mogplex did not answer with the logs; the source panel says why."
+        )
+    return render(request, "board/sandbox.html#logs", context)
 
 
 def _display_token(raw: str) -> DisplayToken:

@@ -407,6 +407,42 @@ def sandboxes_fetch(source: str) -> None:
     compose_soon()
 
 
+# Sandbox logs are unsanitised and can be long; the board shows the end of each.
+SANDBOX_LOG_TAIL_CHARS = 20_000
+
+
+@app.task(ignore_result=True)
+def sandbox_logs_fetch(source: str, sandbox_id: str) -> None:
+    """Fetch one sandbox's logs because someone asked for them on its page (one request of the budget)."""
+    with state.exclusive(f"sandbox-logs:{sandbox_id}", ttl=FETCH_LOCK_SECONDS) as mine:
+        if not mine:
+            return
+        record: dict[str, object] = {"sandbox_id": sandbox_id, "source": source, "fetched_at": time.time()}
+        try:
+            logs = _request(source, "/sandboxes/{id}/logs", lambda client: client.sandbox_logs(sandbox_id))
+        except Refused:
+            record["error_kind"] = "budget_spent"
+        except MogplexError as exc:
+            record["error_kind"] = exc.kind
+        except UnknownSource:
+            record["error_kind"] = "unknown_source"
+        else:
+            record.update(
+                error_kind=None,
+                install_log=(logs.install_log or "")[-SANDBOX_LOG_TAIL_CHARS:],
+                dev_log=(logs.dev_log or "")[-SANDBOX_LOG_TAIL_CHARS:],
+                lifecycle_events=[
+                    {
+                        "event_type": event.event_type,
+                        "decision_code": event.decision_code,
+                        "created_at": event.created_at.isoformat() if event.created_at else None,
+                    }
+                    for event in logs.lifecycle_events
+                ],
+            )
+        snapshots.sandbox_logs_write(sandbox_id, record)
+
+
 @app.task(ignore_result=True)
 def repos_fetch(source: str) -> None:
     """Refresh a source's repo list (for repo names on the board)."""
