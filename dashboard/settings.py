@@ -212,8 +212,6 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
-# Login attempts per client address and per username, per 15 minutes.
-BOARD_LOGIN_ATTEMPTS = envint("BOARD_LOGIN_ATTEMPTS", 10, minimum=1)
 
 LOGGING = {
     "version": 1,
