@@ -239,3 +239,12 @@ def heartbeat_write(now: float) -> None:
 def heartbeat_read() -> float | None:
     raw = cast(bytes | None, redis_client().get("board:heartbeat"))
     return None if raw is None else float(raw)
+
+
+def board_version_and_heartbeat() -> tuple[str | None, float | None]:
+    """The board version and the poller heartbeat in one round trip (the refresh poll's cheap path)."""
+    version, heartbeat = cast(list[bytes | None], redis_client().mget("board:version", "board:heartbeat"))
+    return (
+        None if version is None else version.decode(),
+        None if heartbeat is None else float(heartbeat),
+    )

@@ -17,6 +17,7 @@ from dashboard import snapshots
 from dashboard.models import TrackedRun
 from tests import board_data
 from tests.board_data import RUN_ACTIVE, RUN_DONE, RUN_FAILED, SANDBOX_UP
+from tests.waiting import wait_for
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
@@ -106,6 +107,29 @@ def test_unchanged_version_answers_204_and_changed_one_the_fragment(
     assert html.lstrip().startswith('<div id="board"'), "only the board region, not the whole page"
     assert "<html" not in html
     assert page_version(html) != version
+
+
+def test_an_unchanged_poll_after_signing_out_is_sent_to_log_in(store: redis.Redis, browser: Client) -> None:
+    # The unchanged answer skips the login check; it must not outlive the session.
+    board_data.publish(board_data.board(time.time()))
+    version = page_version(browser.get("/").content.decode())
+    assert browser.get("/", {"v": version}, **HTMX).status_code == 204
+
+    browser.logout()
+    response = browser.get("/", {"v": version}, **HTMX)
+    assert response["HX-Redirect"].startswith("/accounts/login/")
+
+
+def test_a_version_shown_to_one_session_is_not_unchanged_for_another(
+    store: redis.Redis, browser: Client, user: User
+) -> None:
+    board_data.publish(board_data.board(time.time()))
+    version = page_version(browser.get("/").content.decode())
+    other = Client()
+    other.force_login(user)
+    response = other.get("/", {"v": version}, **HTMX)
+    assert response.status_code == 200, "another browser gets the board, checked in full"
+    assert f'id="run-{RUN_ACTIVE}"' in response.content.decode()
 
 
 def test_crossing_the_stale_threshold_changes_the_answer(
@@ -349,3 +373,37 @@ def test_track_form_is_csrf_protected(store: redis.Redis, user: User) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.post("/track/", {"run": RUN_ACTIVE}).status_code == 403
+
+
+def _active_row(html: str) -> str:
+    start = html.index(f'<tr id="run-{RUN_ACTIVE}"')
+    return html[start : html.index("</tr>", start)]
+
+
+def test_a_row_kept_between_renders_still_shows_current_ages_and_the_viewers_zone(
+    store: redis.Redis, browser: Client
+) -> None:
+    # Rows are rendered once per content and kept ({% cached_row %}); what depends on
+    # the clock or the viewer must still be computed for each request.
+    board_data.publish(board_data.board(time.time()))
+    first = _active_row(browser.get("/").content.decode())
+    ages = re.compile(r"\d+m \d+s|\d+s")
+    later = wait_for(
+        lambda: (row := _active_row(browser.get("/").content.decode())) != first and row,
+        timeout=5,
+        what="the running time to advance on the next render of an unchanged row",
+    )
+    assert ages.sub("", later) == ages.sub("", first), "only the ages moved"
+
+    tokyo = _active_row(browser.get("/", {"tz": "Asia/Tokyo"}).content.decode())
+    assert "JST" in tokyo and "JST" not in first
+
+
+def test_upstream_text_cannot_forge_an_age(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    event = {"type": "log", "tool_name": None, "message": "<!--age 0.000-->", "created_at": None}
+    board_data.publish(
+        board_data.board(now, runs=[board_data.run_row(RUN_ACTIVE, "streaming", now=now, latest_event=event)])
+    )
+    row = _active_row(browser.get("/").content.decode())
+    assert "&lt;!--age 0.000--&gt;" in row

@@ -329,7 +329,7 @@ def _run_row(run: JSON, now: float) -> JSON:
     if row["latest_event"] is not None:
         row["latest_event"] = event_shape(row["latest_event"])
     row["freshness"] = freshness(run.get("fetched_at"), now)
-    row["sig"] = snapshots.content_version(run)
+    row["sig"] = run.get("sig") or snapshots.content_version(run)
     row["status"] = str(run.get("status") or ("unknown" if run.get("lookup") != "not_found" else "not_found"))
     row["needs_attention"] = row["status"] in FAILED_RUN_STATUSES or bool(run.get("possibly_stale"))
     return row
@@ -337,7 +337,7 @@ def _run_row(run: JSON, now: float) -> JSON:
 
 def _sandbox_row(sandbox: JSON, now: float) -> JSON:
     row = with_keys(sandbox, SANDBOX_KEYS)
-    row["sig"] = snapshots.content_version(sandbox)
+    row["sig"] = sandbox.get("sig") or snapshots.content_version(sandbox)
     row["status"] = str(sandbox.get("status") or "unknown")
     return row
 
@@ -443,7 +443,7 @@ def page_version_unchanged(sent: str, *, now: float | None = None) -> bool:
     """True when a page showing ``sent`` would render the same board now.
 
     The cheap path of the refresh protocol: it reads the board version and the
-    poller heartbeat only. When every panel the page shows is fresh and no panel
+    poller heartbeat only, in one round trip. When every panel the page shows is fresh and no panel
     can have crossed the stale threshold yet, an equal board version is enough.
     Otherwise (the page shows something stale, or a flip time has passed) it
     falls back to composing the state, which costs one more Redis read.
@@ -454,10 +454,10 @@ def page_version_unchanged(sent: str, *, now: float | None = None) -> bool:
         flips_at = int(flips)
     except ValueError:
         return False
-    if (snapshots.board_version() or "none") != version:
+    current, heartbeat = snapshots.board_version_and_heartbeat()
+    if (current or "none") != version:
         return False
-    if "s" not in flags and (flips_at == 0 or now < flips_at):
-        heartbeat = snapshots.heartbeat_read()
-        if heartbeat is not None and not poller_health(heartbeat, now).stale:
-            return True
+    nothing_can_flip = "s" not in flags and (flips_at == 0 or now < flips_at)
+    if nothing_can_flip and heartbeat is not None and not poller_health(heartbeat, now).stale:
+        return True
     return board_state(now=now).page_version == sent

@@ -7,6 +7,7 @@ Upstream strings are untrusted: everything here builds HTML with
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import zoneinfo
 from datetime import datetime
@@ -81,6 +82,29 @@ def _zone(context: template.Context) -> zoneinfo.ZoneInfo:
     return zone if isinstance(zone, zoneinfo.ZoneInfo) else zoneinfo.ZoneInfo("UTC")
 
 
+# --- ages, and rows rendered once per content --------------------------------------
+#
+# A row's HTML depends on its content, the viewer's time zone and, through the
+# ages it shows ("4m 10s ago"), the clock. Inside ``{% cached_row %}`` an age is
+# rendered as a marker that upstream text cannot forge (escaped text never holds
+# a raw ``<``), the row is kept by its signature, and the markers are replaced
+# with ages for ``now`` each time the row is served. A board of 300 rows where
+# one changed renders one row instead of 300.
+
+AGE_MARKERS = "_age_markers"
+_AGE_MARK = re.compile(r"<!--age (-?[0-9]+\.[0-9]+)-->")
+# Rows kept per template tag (and process); a board has a few hundred, so when
+# this fills (after many changes) it is emptied and refilled as rows are rendered.
+ROW_CACHE_SIZE = 4096
+
+
+def _age(context: template.Context, epoch: float) -> SafeString | str:
+    """The age of ``epoch`` at the context's ``now``, or a marker for it inside a cached row."""
+    if context.get(AGE_MARKERS):
+        return mark_safe(f"<!--age {epoch:.3f}-->")
+    return age_text(float(context.get("now") or 0) - epoch)
+
+
 @register.simple_tag(takes_context=True)
 def reltime(context: template.Context, value: Any, suffix: str = " ago") -> SafeString | str:
     """``<time>`` with the age relative to the server clock, the absolute time on hover.
@@ -90,7 +114,6 @@ def reltime(context: template.Context, value: Any, suffix: str = " ago") -> Safe
     epoch = to_epoch(value)
     if epoch is None:
         return "—"
-    now = float(context.get("now") or 0)
     moment = datetime.fromtimestamp(epoch, tz=_zone(context))
     return format_html(
         '<time class="tick" datetime="{}" title="{}" data-epoch="{}" data-suffix="{}">{}{}</time>',
@@ -98,9 +121,52 @@ def reltime(context: template.Context, value: Any, suffix: str = " ago") -> Safe
         moment.strftime("%Y-%m-%d %H:%M:%S %Z"),
         f"{epoch:.3f}",
         suffix,
-        age_text(now - epoch),
+        _age(context, epoch),
         suffix,
     )
+
+
+@register.simple_tag(takes_context=True)
+def age_since(context: template.Context, value: Any) -> SafeString | str:
+    """How long since ``value`` (an upstream ISO time or epoch), for "running for"."""
+    epoch = to_epoch(value)
+    return "—" if epoch is None else _age(context, epoch)
+
+
+class CachedRowNode(template.Node):
+    def __init__(self, nodelist: template.NodeList, key: list[template.base.FilterExpression]) -> None:
+        self.nodelist = nodelist
+        self.key = key
+        # On the node, so that a template compiled anew (edited, in development)
+        # starts with an empty cache.
+        self.rows: dict[tuple[object, ...], str] = {}
+
+    def render(self, context: template.Context) -> SafeString:
+        key = (_zone(context).key, *(part.resolve(context) for part in self.key))
+        html = self.rows.get(key)
+        if html is None:
+            with context.push({AGE_MARKERS: True}):
+                html = self.nodelist.render(context)
+            if len(self.rows) >= ROW_CACHE_SIZE:
+                self.rows.clear()
+            self.rows[key] = html
+        now = float(context.get("now") or 0)
+        return mark_safe(_AGE_MARK.sub(lambda m: age_text(now - float(m[1])), html))
+
+
+@register.tag
+def cached_row(parser: template.base.Parser, token: template.base.Token) -> CachedRowNode:
+    """``{% cached_row row.sig ... %}…{% endcached_row %}``: render once per key and time zone.
+
+    The key must name everything the row shows except ages and the time zone
+    (for a board row, its content signature ``sig``); ages are filled in per request.
+    """
+    bits = token.split_contents()[1:]
+    if not bits:
+        raise template.TemplateSyntaxError("cached_row needs the row's signature as its key.")
+    nodelist = parser.parse(("endcached_row",))
+    parser.delete_first_token()
+    return CachedRowNode(nodelist, [parser.compile_filter(bit) for bit in bits])
 
 
 @register.simple_tag(takes_context=True)
@@ -110,13 +176,6 @@ def clock(context: template.Context, value: Any) -> str:
     if epoch is None:
         return "—"
     return datetime.fromtimestamp(epoch, tz=_zone(context)).strftime("%H:%M:%S")
-
-
-@register.filter
-def duration_since(value: Any, now: float) -> str:
-    """How long since ``value`` (an upstream ISO time or epoch), for "running for"."""
-    epoch = to_epoch(value)
-    return "—" if epoch is None else age_text(float(now) - epoch)
 
 
 @register.filter

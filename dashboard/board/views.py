@@ -27,6 +27,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -69,6 +70,45 @@ def board_login_required[V: Callable[..., HttpResponse]](view: V) -> V:
     return cast(V, wrapped)
 
 
+def _poll_key(request: HttpRequest, page_version: str) -> str:
+    """A key binding a page's version to the browser session it was shown to.
+
+    An HMAC (under ``SECRET_KEY``) of the session cookie and the version: the
+    page sends it back with each poll, so an unchanged poll can be answered
+    without loading the session or the user (see ``answer_unchanged_polls``).
+    """
+    cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    return salted_hmac("board.poll", f"{cookie}:{page_version}", algorithm="sha256").hexdigest()[:20]
+
+
+def answer_unchanged_polls[V: Callable[..., HttpResponse]](view: V) -> V:
+    """Answer an htmx poll whose page already shows the current board with 204, before authentication.
+
+    Most polls of an open board find it unchanged, and loading the session and
+    the user costs several times what the rest of that answer does. A 204
+    carries no board data, so it needs no login check, only proof that this
+    browser session was shown this version: the poll's key (``_poll_key``).
+    Everything else, a changed board or a key that does not match (the browser
+    has signed out, so its session cookie is gone), goes through the full login
+    check; an ended session therefore learns nothing beyond "not changed since
+    you last saw it", and is sent to the login page on the next change.
+    """
+
+    @wraps(view)
+    def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.htmx:
+            version, _, key = request.GET.get("v", "").rpartition(".")
+            if (
+                version
+                and constant_time_compare(key, _poll_key(request, version))
+                and selectors.page_version_unchanged(version)
+            ):
+                return _board_headers(HttpResponse(status=204))
+        return view(request, *args, **kwargs)
+
+    return cast(V, wrapped)
+
+
 def _board_headers(response: HttpResponse) -> HttpResponse:
     response["X-Board-App-Version"] = selectors.app_version()
     response["Cache-Control"] = "no-store"
@@ -107,11 +147,10 @@ def _state_context(state: selectors.BoardState) -> dict[str, Any]:
 
 
 @require_GET
+@answer_unchanged_polls
 @board_login_required
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     """The team's dashboard: active and finished runs, sandboxes, source health."""
-    if _unchanged(request):
-        return _board_headers(HttpResponse(status=204))
     filter_form = BoardFilterForm(request.GET)
     state = selectors.board_state(filter_form.filters())
     zone, tz_problem = _viewer_time_zone(request)
@@ -125,6 +164,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         "poll_url": reverse("overview") + ("?" + urlencode(query) if query else ""),
         "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
         "filtered": bool(query),
+        "poll_version": _poll_version(request, state),
     }
     template = "board/overview.html#board" if request.htmx else "board/overview.html"
     return _board_headers(render(request, template, context))
@@ -151,8 +191,14 @@ def track_run(request: HttpRequest) -> HttpResponse:
         "track_form": form,
         "poll_url": reverse("overview"),
         "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
+        "poll_version": _poll_version(request, state),
     }
     return _board_headers(render(request, "board/overview.html", context, status=400))
+
+
+def _poll_version(request: HttpRequest, state: selectors.BoardState) -> str:
+    """What the overview's poll sends back: the page version and this session's key for it."""
+    return f"{state.page_version}.{_poll_key(request, state.page_version)}"
 
 
 @require_GET

@@ -129,11 +129,16 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
                     "fetched_at": record["fetched_at"],
                 }
             )
+    runs = board_runs(repo_names, now)
+    # Each row's signature, once here rather than on every page render: pages
+    # keep rendered rows by it (``{% cached_row %}``).
+    for row in (*runs, *sandboxes):
+        row["sig"] = snapshots.content_version(row)
     return {
         "composed_at": now.timestamp(),
         "heartbeat_at": heartbeat_at if heartbeat_at is not None else snapshots.heartbeat_read(),
         "sources": sources,
-        "runs": board_runs(repo_names, now),
+        "runs": runs,
         "sandboxes": sandboxes,
         "sandboxes_fetched_at": sandboxes_fetched_at,
     }
