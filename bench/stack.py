@@ -328,12 +328,19 @@ def page_version(html: str) -> str | None:
 
 
 def synthetic_board(
-    runs: int, sandboxes: int, *, now: float, seq: int = 0, source: str = "bench"
+    runs: int,
+    sandboxes: int,
+    *,
+    now: float,
+    seq: int = 0,
+    source: str = "bench",
+    every_row: bool = False,
 ) -> dict[str, Any]:
     """A composed board (the shape ``board_compose`` writes) with ``runs`` runs and ``sandboxes`` sandboxes.
 
     Every datum is freshly fetched at ``now``; ``seq`` goes into one run's latest
-    event, so a new ``seq`` is a new board version (a change the page must show).
+    event (into every run's with ``every_row``), so a new ``seq`` is a new board
+    version (a change the page must show).
     """
     import uuid
 
@@ -361,7 +368,7 @@ def synthetic_board(
                 "latest_event": {
                     "type": "tool_use",
                     "tool_name": "Bash",
-                    "message": f"pytest -q tests/ (step {seq if n == 0 else n})",
+                    "message": f"pytest -q tests/ (step {seq if n == 0 or every_row else n})",
                     "created_at": iso,
                 },
                 "event_count": 40 + n,

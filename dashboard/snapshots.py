@@ -197,7 +197,14 @@ def _without_timing(value: Any) -> Any:
 
 
 def board_write(board: JSON) -> str:
-    """Store the composed board, setting ``board["version"]``; return the version."""
+    """Store the composed board, setting ``board["version"]`` and each row's ``sig``; return the version.
+
+    A row's signature is computed once here rather than on every page render:
+    pages keep rendered rows by it (``{% cached_row %}``).
+    """
+    for row in (*board.get("runs", []), *board.get("sandboxes", [])):
+        row.pop("sig", None)
+        row["sig"] = content_version(row)
     version = content_version(board)
     board["version"] = version
     pipe = redis_client().pipeline()
