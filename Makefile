@@ -24,9 +24,10 @@ lint: bootstrap
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
-# Browser tests drive Debian's Chromium; install it when we can (as root) and it is missing.
+# Browser tests drive Debian's Chromium, and the compose file is checked with Debian's
+# docker-compose; install them when we can (as root) and they are missing.
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/docker-compose ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose >/dev/null; \
+	  else echo "The tests need Debian's chromium and docker-compose: sudo apt-get install chromium docker-compose"; exit 1; fi; \
 	fi
