@@ -94,6 +94,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# When Redis goes away, the worker and beat keep trying to reconnect, for as long as it takes
+# (Celery's default gives up after 100 attempts, about 45 minutes, and the worker exits).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Celery 6's default, and quiet about it: no task acks late, so none is redelivered after a loss.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # The poller's heartbeat: each tick plans every source's fetches for the next tick.
@@ -129,6 +135,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.ops.view_latency_middleware",
+    "dashboard.board.middleware.CacheUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"

@@ -46,6 +46,7 @@ class PollerGroup:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.processes: list[subprocess.Popen[bytes]] = []
         self.workers = 0
+        self.beat: subprocess.Popen[bytes] | None = None
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.dir / f"{name}.log").open("ab")
@@ -83,10 +84,22 @@ class PollerGroup:
 
     def start(self) -> None:
         self.add_worker()
-        self._spawn(
+        self.start_beat()
+
+    def start_beat(self) -> None:
+        """Start the group's beat (again, after ``stop_beat``), with the same schedule file."""
+        assert self.beat is None or self.beat.poll() is not None, "beat is already running"
+        self.beat = self._spawn(
             "beat",
             ["beat", "-s", str(self.dir / "beat-schedule"), "--pidfile=", "--loglevel", "INFO"],
         )
+
+    def stop_beat(self) -> None:
+        """Stop beat alone, as an operator's ``docker compose stop beat`` would; the workers keep running."""
+        assert self.beat is not None, "beat was never started"
+        self.beat.terminate()
+        self.beat.wait(timeout=15)
+        self.processes.remove(self.beat)
 
     def wait_ticking(self, client: redis.Redis, timeout: float = 60) -> None:
         """Wait until a tick has run end to end (beat sent it, a worker ran it) after now."""

@@ -58,8 +58,8 @@
     updateTitle(anyStale);
   }
 
-  var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270" };
-  var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", stale: "⚠ STALE", lost: "⚠ Connection lost" };
+  var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270" };
+  var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", stale: "⚠ STALE", lost: "⚠ Connection lost", cache: "⚠ Cache unavailable" };
   var baseTitle = document.title;
   var shownState = null;
 
@@ -68,7 +68,8 @@
     if (!el) return;
     var state = el.dataset.overall || "clear";
     if (anyStale && state !== "attention") state = "stale";
-    if (!document.getElementById("connection-banner").hidden) state = "lost";
+    var banner = document.getElementById("connection-banner");
+    if (!banner.hidden) state = banner.dataset.problem || "lost";
     if (state === shownState) return;
     shownState = state;
     document.title = TITLE_WORDS[state] + " · " + baseTitle;
@@ -95,11 +96,19 @@
     sigsBefore = null;
   }
 
-  function connectionLost() {
+  // The server answers a poll it cannot serve because Redis is down with 503,
+  // X-Board-Problem: cache and one sentence; htmx swaps nothing, so the page
+  // keeps its last board and the banner says why (as text, never as HTML).
+  function connectionLost(evt) {
     var banner = document.getElementById("connection-banner");
-    var since = banner.querySelector(".since");
-    setText(since, lastGood.toTimeString().slice(0, 8));
+    var xhr = evt && evt.detail ? evt.detail.xhr : null;
+    var problem = xhr && evt.type === "htmx:responseError" ? xhr.getResponseHeader("X-Board-Problem") : null;
+    var why = banner.querySelector(".why");
+    if (why) setText(why, problem ? (xhr.responseText || "").trim().slice(0, 200) || "Cache unavailable" : "Connection lost");
+    banner.dataset.problem = problem ? "cache" : "lost";
+    setText(banner.querySelector(".since"), lastGood.toTimeString().slice(0, 8));
     if (banner.hidden) banner.hidden = false;
+    shownState = null;
     updateTitle(false);
   }
 
