@@ -11,9 +11,22 @@ from django.conf import settings
 from django.http import QueryDict
 
 from dashboard import discovery
-from dashboard.board.selectors import PANELS, SORTS, BoardFilters
+from dashboard.board.selectors import FILTER_MAX_CHARS, PANELS, SORTS, BoardFilters
 
 KIOSK_PANELS = ("attention", *PANELS)
+
+
+# How a hostile value is quoted back in a message: clipped, control characters escaped.
+QUOTED_CHARS = 40
+
+
+def quoted(text: str, limit: int = QUOTED_CHARS) -> str:
+    """``text`` as a message quotes it: at most ``limit`` characters, shown as a Python literal,
+    so control characters, bidi overrides and null bytes appear escaped, never raw."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+_RUN_HINT = "paste the UUID from `mogplex run --json` (its runId) or the run's web address."
 
 
 class TrackRunForm(forms.Form):
@@ -23,6 +36,12 @@ class TrackRunForm(forms.Form):
         label="Track a run",
         max_length=500,
         widget=forms.TextInput(attrs={"placeholder": "run id or Mogplex run URL", "autocomplete": "off"}),
+        error_messages={
+            "required": "Nothing was pasted; " + _RUN_HINT,
+            "max_length": "That is %(show_value)d characters, too long for a run id or run URL; " + _RUN_HINT,
+            "null_characters_not_allowed": "That text holds a null character, so it is not a run id; "
+            + _RUN_HINT,
+        },
     )
 
     def clean_run(self) -> str:
@@ -32,16 +51,50 @@ class TrackRunForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
 
 
-class BoardFilterForm(forms.Form):
-    """Overview filters, read from GET parameters so they work without JavaScript."""
+def _filter_messages(what: str, fix: str) -> dict[str, str]:
+    return {
+        "max_length": f"The {what} is longer than %(limit_value)d characters; {fix}",
+        "null_characters_not_allowed": f"The {what} holds a null character; {fix}",
+    }
 
-    repo = forms.CharField(required=False, max_length=200)
-    status = forms.CharField(required=False, max_length=40)
-    q = forms.CharField(required=False, max_length=200, label="Search")
-    sort = forms.ChoiceField(required=False, choices=[("", "newest tracked first"), *SORTS.items()])
+
+class BoardFilterForm(forms.Form):
+    """Overview filters, read from GET parameters so they work without JavaScript.
+
+    A bad filter is left out (the others still apply) and its error says why.
+    """
+
+    repo = forms.CharField(
+        required=False,
+        max_length=FILTER_MAX_CHARS,
+        error_messages=_filter_messages("repo filter", "choose a repo from the list."),
+    )
+    status = forms.CharField(
+        required=False,
+        max_length=FILTER_MAX_CHARS,
+        error_messages=_filter_messages("status filter", "choose a status from the list."),
+    )
+    q = forms.CharField(
+        required=False,
+        max_length=FILTER_MAX_CHARS,
+        label="Search",
+        error_messages=_filter_messages("search", "search for a shorter part of a repo, branch or message."),
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("", "newest tracked first"), *SORTS.items()],
+        error_messages={
+            "invalid_choice": "That sort order is not offered; choose newest tracked first, "
+            "recently updated first, repository or status."
+        },
+    )
 
     def filters(self) -> BoardFilters:
-        data: dict[str, Any] = self.cleaned_data if self.is_valid() else {}
+        if not self.is_bound:
+            return BoardFilters()
+        # Fields that passed stay in cleaned_data when another one failed.
+        self.is_valid()
+        data: dict[str, Any] = self.cleaned_data
         repo = str(data.get("repo") or "").strip()
         return BoardFilters(
             repos=(repo,) if repo else (),
@@ -49,6 +102,13 @@ class BoardFilterForm(forms.Form):
             search=str(data.get("q") or "").strip(),
             sort=str(data.get("sort") or "tracked"),
         )
+
+    def query(self) -> dict[str, str]:
+        """The filters that apply, as URL parameters (a bad one is left out)."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()
+        return {k: str(v) for k, v in self.cleaned_data.items() if v}
 
 
 def time_zone_parse(name: str) -> zoneinfo.ZoneInfo | None:
@@ -86,33 +146,39 @@ def kiosk_params_parse(query: QueryDict) -> tuple[KioskParams | None, list[str]]
     panels_raw = [p.strip() for p in query.get("panels", "").split(",") if p.strip()]
     unknown = [p for p in panels_raw if p not in KIOSK_PANELS]
     if unknown:
+        named = ", ".join(quoted(p, 20) for p in unknown[:3]) + (" and others" if len(unknown) > 3 else "")
         problems.append(
-            f"panels: {', '.join(unknown)} is not a panel; use a comma-separated list of "
-            f"{', '.join(KIOSK_PANELS)}."
+            f"panels: {named} {'is not a panel' if len(unknown) == 1 else 'are not panels'}; "
+            f"use a comma-separated list of {', '.join(KIOSK_PANELS)}."
         )
     panels = tuple(p for p in KIOSK_PANELS if p in panels_raw) or KIOSK_PANELS
 
     refresh = 5
     raw_refresh = query.get("refresh", "").strip()
     if raw_refresh:
-        if raw_refresh.isdigit() and KIOSK_REFRESH_MIN <= int(raw_refresh) <= KIOSK_REFRESH_MAX:
+        # isdigit() alone accepts "²", which int() refuses: ASCII digits only.
+        if (
+            raw_refresh.isascii()
+            and raw_refresh.isdigit()
+            and KIOSK_REFRESH_MIN <= int(raw_refresh) <= KIOSK_REFRESH_MAX
+        ):
             refresh = int(raw_refresh)
         else:
             problems.append(
-                f"refresh: {raw_refresh[:20]!r} is not a number of seconds between "
+                f"refresh: {quoted(raw_refresh, 20)} is not a number of seconds between "
                 f"{KIOSK_REFRESH_MIN} and {KIOSK_REFRESH_MAX}."
             )
 
     theme = query.get("theme", "dark").strip() or "dark"
     if theme not in ("dark", "light"):
-        problems.append(f"theme: {theme[:20]!r} is not a theme; use dark or light.")
+        problems.append(f"theme: {quoted(theme, 20)} is not a theme; use dark or light.")
 
     tz = default_time_zone()
     asked_tz = query.get("tz", "")
     if asked_tz:
         found = time_zone_parse(asked_tz)
         if found is None:
-            problems.append(f"tz: {asked_tz[:40]!r} is not a time zone; use a name like Europe/Paris.")
+            problems.append(f"tz: {quoted(asked_tz)} is not a time zone; use a name like Europe/Paris.")
         else:
             tz = found
 

@@ -29,6 +29,8 @@ TERMINAL_RUN_STATUSES = frozenset({"success", "failed", "cancelled"})
 SANDBOX_UP_STATUSES = frozenset({"creating", "installing", "running", "pausing"})
 
 PANELS = ("runs", "sandboxes", "sources")
+# The longest value a filter (repo, status, search) takes.
+FILTER_MAX_CHARS = 200
 
 # Icon and word for every status, so status never rests on colour alone.
 STATUS_ICONS = {
@@ -388,11 +390,18 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
     sandboxes = [_sandbox_row(s, now) for s in board.get("sandboxes", [])]
     sources = [with_keys(s, SOURCE_KEYS) for s in board.get("sources", [])]
 
+    # Filter choices: a name no filter can take (too long, a null byte) shows in its row, not offered.
     repos = sorted(
-        {str(r.get("repo_name") or "") for r in runs}
-        | {str(s.get("repo_name") or "") for s in sandboxes} - {""}
+        name
+        for name in {str(r.get("repo_name") or "") for r in runs}
+        | {str(s.get("repo_name") or "") for s in sandboxes}
+        if 0 < len(name) <= FILTER_MAX_CHARS and "\x00" not in name
     )
-    statuses = sorted({str(r["status"]) for r in runs} | {str(s["status"]) for s in sandboxes})
+    statuses = sorted(
+        name
+        for name in {str(r["status"]) for r in runs} | {str(s["status"]) for s in sandboxes}
+        if len(name) <= FILTER_MAX_CHARS and "\x00" not in name
+    )
 
     shown_runs = _sort_runs([r for r in runs if _matches(r, filters, "repo_name")], filters.sort)
     active = [

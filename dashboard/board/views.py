@@ -39,6 +39,7 @@ from dashboard.board.forms import (
     TrackRunForm,
     default_time_zone,
     kiosk_params_parse,
+    quoted,
     time_zone_parse,
 )
 from dashboard.models import DisplayToken
@@ -123,18 +124,20 @@ def _unchanged(request: HtmxHttpRequest) -> bool:
 
 def _viewer_time_zone(request: HttpRequest) -> tuple[zoneinfo.ZoneInfo, str]:
     """The viewer's zone: ``?tz=`` (remembered in the session), else the session, else the default."""
-    problem = ""
     asked = request.GET.get("tz", "").strip()
     if asked:
         zone = time_zone_parse(asked)
         if zone is not None:
             request.session["tz"] = asked
             return zone, ""
-        problem = (
-            f"{asked[:40]!r} is not a time zone; showing {settings.TIME_ZONE}. Use a name like Europe/Paris."
-        )
     remembered = time_zone_parse(request.session.get("tz", "")) if request.session.get("tz") else None
-    return remembered or default_time_zone(), problem
+    zone = remembered or default_time_zone()
+    if not asked:
+        return zone, ""
+    return (
+        zone,
+        f"{quoted(asked)} is not a time zone, so times stay in {zone.key}; use a name like Europe/Paris.",
+    )
 
 
 def _state_context(state: selectors.BoardState) -> dict[str, Any]:
@@ -154,7 +157,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     filter_form = BoardFilterForm(request.GET)
     state = selectors.board_state(filter_form.filters())
     zone, tz_problem = _viewer_time_zone(request)
-    query = {k: v for k, v in request.GET.items() if k in ("repo", "status", "q", "sort") and v}
+    query = filter_form.query()
     context = {
         **_state_context(state),
         "tz": zone,
