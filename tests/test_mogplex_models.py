@@ -15,6 +15,7 @@ from dashboard.mogplex.models import (
     RUN_STATUSES,
     SANDBOX_STATUSES,
     TERMINAL_STATUSES,
+    UNREADABLE,
     AccountUser,
     Agent,
     Model,
@@ -32,6 +33,7 @@ from dashboard.mogplex.models import (
     parse_repos,
     parse_run,
     parse_run_detail,
+    parse_run_event,
     parse_run_events,
     parse_sandbox_logs,
     parse_sandboxes,
@@ -115,6 +117,9 @@ def test_run_events_parse_every_field() -> None:
         ("2026-08-03T15:00:20.123456Z", datetime(2026, 8, 3, 15, 0, 20, 123456, tzinfo=UTC)),
         ("2026-08-03T17:00:20+02:00", datetime(2026, 8, 3, 15, 0, 20, tzinfo=UTC)),
         ("2026-08-03T15:00:20", datetime(2026, 8, 3, 15, 0, 20, tzinfo=UTC)),
+        # Past the calendar once moved to UTC.
+        ("9999-12-31T23:59:59-05:00", None),
+        ("0001-01-01T00:00:00+05:00", None),
         ("yesterday", None),
         ("", None),
         (1754233220, None),
@@ -206,23 +211,70 @@ def test_extra_fields_are_ignored() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "missing"),
+    ("parse", "data", "missing"),
     [
-        ({"run": {k: v for k, v in RUN.items() if k != "runId"}, "events": []}, "runId"),
-        ({"run": {**RUN, "runId": None}, "events": []}, "runId"),
-        ({"run": {k: v for k, v in RUN.items() if k != "status"}, "events": []}, "status"),
-        ({"run": RUN, "events": [{k: v for k, v in event(1).items() if k != "id"}]}, "id"),
-        ({"run": RUN}, "events"),
-        ({"events": []}, "not a JSON object"),
-        ({"run": RUN, "events": ["not an event"]}, "not a JSON object"),
+        (parse_run_detail, {k: v for k, v in RUN.items() if k != "runId"}, "without 'runId'"),
+        (parse_run_detail, {**RUN, "runId": None}, "without 'runId'"),
+        (parse_run_detail, {k: v for k, v in RUN.items() if k != "status"}, "without 'status'"),
+        (parse_run_detail, {**RUN, "status": ["streaming"]}, "with 'status' as a list, not text"),
+        (parse_run_event, {k: v for k, v in event(1).items() if k != "id"}, "without 'id'"),
+        (parse_run_events, {"run": RUN}, "events"),
+        (parse_run_events, {"events": []}, "'run' as null, not a JSON object"),
     ],
 )
-def test_a_missing_required_field_is_a_protocol_error(data: dict[str, Any], missing: str) -> None:
+def test_a_record_without_its_identity_or_an_answer_without_its_shape_is_a_protocol_error(
+    parse: Any, data: dict[str, Any], missing: str
+) -> None:
     with pytest.raises(ProtocolError) as raised:
-        parse_run_events(data)
+        parse(data)
 
     assert missing in str(raised.value)
     assert raised.value.kind == "protocol"
+
+
+@pytest.mark.parametrize(
+    ("run", "problem"),
+    [
+        ({**RUN, "status": ["streaming"]}, "with 'status' as a list, not text"),
+        ({**RUN, "status": None}, "without 'status'"),
+        ({k: v for k, v in RUN.items() if k != "runId"}, "without 'runId'"),
+        ({**RUN, "runId": {"id": RUN_ID}}, "with 'runId' as a JSON object, not text"),
+    ],
+)
+def test_an_unreadable_run_in_its_events_answer_becomes_a_placeholder_and_its_events_still_count(
+    run: dict[str, Any], problem: str
+) -> None:
+    result = parse_run_events({"run": run, "events": [event(1), event(2)]})
+
+    assert result.run.status == UNREADABLE
+    assert result.run.error == f"Mogplex sent this run {problem}."
+    assert result.run.run_id in ("", RUN_ID.lower())
+    assert [e.message for e in result.events] == ["event 1", "event 2"]
+
+
+def test_an_unreadable_event_costs_only_its_own_place_in_the_timeline() -> None:
+    poisoned = [
+        {**event(2), "id": None},
+        {**event(3), "type": ["log"]},
+        "not an event",
+        {**event(5), "id": 12345, "createdAt": "not a date", "payload": None},
+    ]
+
+    result = parse_run_events({"run": RUN, "events": [event(1), *poisoned, event(6)]})
+
+    assert [(e.id[-1:] if e.type != UNREADABLE else e.id, e.type) for e in result.events] == [
+        ("1", "log"),
+        ("unreadable-1", UNREADABLE),
+        ("00000000-0000-4000-8000-000000000003", UNREADABLE),
+        ("unreadable-3", UNREADABLE),
+        ("5", "log"),
+        ("6", "log"),
+    ]
+    assert result.events[1].message == "Mogplex sent this event without 'id'."
+    assert result.events[2].message == "Mogplex sent this event with 'type' as a list, not text."
+    assert result.events[3].message == "Mogplex sent this event as text, not a JSON object."
+    assert result.events[4].created_at is None, "an id that is a number is read; a bad date is no date"
+    assert result.run.status == "streaming"
 
 
 def test_run_endpoint_data_and_flat_cli_output_parse_alike() -> None:
@@ -311,9 +363,12 @@ def test_repos() -> None:
     assert repos[2].installation_id is None
 
 
-def test_a_repo_without_a_name_is_a_protocol_error() -> None:
-    with pytest.raises(ProtocolError, match="full_name"):
-        parse_repos({"repos": [{"id": "0a1b2c3d-0000-4000-8000-000000000002"}]})
+def test_a_repo_that_cannot_be_read_is_left_out_and_the_others_kept() -> None:
+    repos = parse_repos(
+        {"repos": [{"id": "0a1b2c3d-0000-4000-8000-000000000002"}, {"id": "r-2", "full_name": "acme/app"}]}
+    )
+
+    assert [repo.full_name for repo in repos] == ["acme/app"]
 
 
 SANDBOX: dict[str, Any] = {
@@ -348,6 +403,29 @@ def test_sandboxes_with_known_and_unknown_statuses() -> None:
     assert first.last_active_at == datetime(2026, 8, 3, 15, 5, 0, 500000, tzinfo=UTC)
     assert second.status == "hibernating"
     assert not second.is_active
+
+
+def test_a_sandbox_that_cannot_be_read_becomes_a_placeholder_with_its_id() -> None:
+    data = {
+        "sandboxes": [
+            {**SANDBOX, "status": ["running"]},
+            {**SANDBOX, "id": None, "status": "running"},
+            {**SANDBOX, "id": "<script>", "status": None},
+            SANDBOX,
+        ]
+    }
+
+    listed = parse_sandboxes(data)
+
+    assert [(s.id, s.status) for s in listed] == [
+        ("5a1b2c3d-0000-4000-8000-000000000003", UNREADABLE),
+        ("unreadable-1", UNREADABLE),
+        ("unreadable-2", UNREADABLE),
+        ("5a1b2c3d-0000-4000-8000-000000000003", "installing"),
+    ]
+    assert listed[0].error == "Mogplex sent this sandbox with 'status' as a list, not text."
+    assert listed[1].error == "Mogplex sent this sandbox without 'id'."
+    assert listed[2].error == "Mogplex sent this sandbox without 'status'."
 
 
 def test_sandbox_logs() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 
 from dashboard import snapshots
+from dashboard.board import unreadable
 
 JSON = dict[str, Any]
 
@@ -55,6 +56,7 @@ STATUS_ICONS = {
     "timeout": "⧗",
     "protocol": "✖",
     "redirect": "✖",
+    unreadable.UNREADABLE: "⚠",
 }
 # The colour family of each status (CSS class `tone-<tone>`).
 STATUS_TONES = {
@@ -79,6 +81,7 @@ STATUS_TONES = {
     "stopped": "idle",
     "paused": "idle",
     "unknown": "idle",
+    unreadable.UNREADABLE: "bad",
 }
 
 SORTS = {
@@ -326,7 +329,13 @@ def event_shape(event: Any) -> JSON:
     return with_keys(event, EVENT_KEYS)
 
 
-def _run_row(run: JSON, now: float) -> JSON:
+def _run_row(run: Any, now: float) -> JSON:
+    """A composed run as a page shows it; a run that cannot be shown becomes one row that says so."""
+    problem = unreadable.run_row_problem(run)
+    if problem is not None:
+        row = unreadable.placeholder(run, id_key="run_id", what="run", problem=problem, keys=RUN_KEYS)
+        row["needs_attention"] = False
+        return row
     row = with_keys(run, RUN_KEYS)
     if row["latest_event"] is not None:
         row["latest_event"] = event_shape(row["latest_event"])
@@ -334,13 +343,30 @@ def _run_row(run: JSON, now: float) -> JSON:
     row["sig"] = run.get("sig") or snapshots.content_version(run)
     row["status"] = str(run.get("status") or ("unknown" if run.get("lookup") != "not_found" else "not_found"))
     row["needs_attention"] = row["status"] in FAILED_RUN_STATUSES or bool(run.get("possibly_stale"))
+    # The poller's placeholder for a run Mogplex sent in a shape it cannot read.
+    row["unreadable"] = (
+        (row["error"] or "Mogplex sent it in a shape the board cannot read.")
+        if row["status"] == unreadable.UNREADABLE
+        else None
+    )
     return row
 
 
-def _sandbox_row(sandbox: JSON, now: float) -> JSON:
+def _sandbox_row(sandbox: Any, now: float) -> JSON:
+    """A composed sandbox as a page shows it; one that cannot be shown becomes one row that says so."""
+    problem = unreadable.sandbox_row_problem(sandbox)
+    if problem is not None:
+        return unreadable.placeholder(
+            sandbox, id_key="id", what="sandbox", problem=problem, keys=SANDBOX_KEYS
+        )
     row = with_keys(sandbox, SANDBOX_KEYS)
     row["sig"] = sandbox.get("sig") or snapshots.content_version(sandbox)
     row["status"] = str(sandbox.get("status") or "unknown")
+    row["unreadable"] = (
+        (row["error"] or "Mogplex sent it in a shape the board cannot read.")
+        if row["status"] == unreadable.UNREADABLE
+        else None
+    )
     return row
 
 
@@ -421,7 +447,10 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
     sandboxes_fetched = board.get("sandboxes_fetched_at") or {}
     # Terminal runs are never fetched again, so only live runs say how fresh the panel is;
     # with none live, the board's composition time does (the run list itself is current).
-    live_fetched = [r.get("fetched_at") for r in runs if r["status"] not in TERMINAL_RUN_STATUSES]
+    # A row that could not be read says so itself, and costs the panel nothing.
+    live_fetched = [
+        r.get("fetched_at") for r in runs if r["status"] not in TERMINAL_RUN_STATUSES and not r["unreadable"]
+    ]
     panels = {
         "runs": freshness(_panel_fetched_at(live_fetched) if live_fetched else board.get("composed_at"), now),
         "sandboxes": freshness(_panel_fetched_at(list(sandboxes_fetched.values())), now),

@@ -18,7 +18,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from dashboard.board import selectors
+from dashboard.board import selectors, unreadable
 
 register = template.Library()
 
@@ -112,9 +112,9 @@ def reltime(context: template.Context, value: Any, suffix: str = " ago") -> Safe
     ``data-epoch`` lets the page script advance the age between refreshes.
     """
     epoch = to_epoch(value)
-    if epoch is None:
+    moment = None if epoch is None else _moment(epoch, _zone(context))
+    if epoch is None or moment is None:
         return "—"
-    moment = datetime.fromtimestamp(epoch, tz=_zone(context))
     return format_html(
         '<time class="tick" datetime="{}" title="{}" data-epoch="{}" data-suffix="{}">{}{}</time>',
         moment.isoformat(timespec="seconds"),
@@ -133,10 +133,24 @@ def age_since(context: template.Context, value: Any) -> SafeString | str:
     return "—" if epoch is None else _age(context, epoch)
 
 
+def _moment(epoch: float, zone: zoneinfo.ZoneInfo) -> datetime | None:
+    """``epoch`` in ``zone``; None for a time the calendar cannot hold there (year 9999 east of UTC)."""
+    try:
+        return datetime.fromtimestamp(epoch, tz=zone)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 class CachedRowNode(template.Node):
-    def __init__(self, nodelist: template.NodeList, key: list[template.base.FilterExpression]) -> None:
+    def __init__(
+        self,
+        nodelist: template.NodeList,
+        key: list[template.base.FilterExpression],
+        fallback: template.NodeList | None = None,
+    ) -> None:
         self.nodelist = nodelist
         self.key = key
+        self.fallback = fallback
         # On the node, so that a template compiled anew (edited, in development)
         # starts with an empty cache.
         self.rows: dict[tuple[object, ...], str] = {}
@@ -146,36 +160,54 @@ class CachedRowNode(template.Node):
         html = self.rows.get(key)
         if html is None:
             with context.push({AGE_MARKERS: True}):
-                html = self.nodelist.render(context)
+                html = self._render_row(context)
             if len(self.rows) >= ROW_CACHE_SIZE:
                 self.rows.clear()
             self.rows[key] = html
         now = float(context.get("now") or 0)
         return mark_safe(_AGE_MARK.sub(lambda m: age_text(now - float(m[1])), html))
 
+    def _render_row(self, context: template.Context) -> str:
+        """The row, or its ``{% unreadable %}`` part (with ``row_problem`` set) when the row's markup raises."""
+        try:
+            return str(self.nodelist.render(context))
+        except Exception as exc:
+            if self.fallback is None:
+                raise
+            problem = f"the board failed to show it ({type(exc).__name__})"
+            # The class name only: a template error's text can quote the whole context.
+            unreadable.unreadable_log("row", str(self.key[-1].resolve(context)), problem)
+            with context.push({"row_problem": f"{problem[0].upper()}{problem[1:]}."}):
+                return str(self.fallback.render(context))
+
 
 @register.tag
 def cached_row(parser: template.base.Parser, token: template.base.Token) -> CachedRowNode:
-    """``{% cached_row row.sig ... %}…{% endcached_row %}``: render once per key and time zone.
+    """``{% cached_row row.sig ... %}…{% unreadable %}…{% endcached_row %}``: render once per key and time zone.
 
     The key must name everything the row shows except ages and the time zone
     (for a board row, its content signature ``sig``); ages are filled in per request.
+    When the row's markup raises (a poisoned record), the optional ``{% unreadable %}``
+    part is shown in its place, with ``row_problem`` saying so, and the error is logged
+    once: one bad row never costs the board.
     """
     bits = token.split_contents()[1:]
     if not bits:
         raise template.TemplateSyntaxError("cached_row needs the row's signature as its key.")
-    nodelist = parser.parse(("endcached_row",))
-    parser.delete_first_token()
-    return CachedRowNode(nodelist, [parser.compile_filter(bit) for bit in bits])
+    nodelist = parser.parse(("unreadable", "endcached_row"))
+    fallback = None
+    if parser.next_token().contents == "unreadable":
+        fallback = parser.parse(("endcached_row",))
+        parser.delete_first_token()
+    return CachedRowNode(nodelist, [parser.compile_filter(bit) for bit in bits], fallback)
 
 
 @register.simple_tag(takes_context=True)
 def clock(context: template.Context, value: Any) -> str:
     """An absolute time of day in the viewer's time zone (``HH:MM:SS``)."""
     epoch = to_epoch(value)
-    if epoch is None:
-        return "—"
-    return datetime.fromtimestamp(epoch, tz=_zone(context)).strftime("%H:%M:%S")
+    moment = None if epoch is None else _moment(epoch, _zone(context))
+    return "—" if moment is None else moment.strftime("%H:%M:%S")
 
 
 @register.filter

@@ -94,6 +94,18 @@ class ProtocolError(MogplexError):
     )
 
 
+class RecordShapeError(ProtocolError):
+    """One record in an answer has the wrong shape; ``problem`` says how, after "Mogplex sent it".
+
+    Raised by the record parsers. Inside a list (sandboxes, a run's events) only that
+    record is unreadable and the parser keeps the others; see ``dashboard.mogplex.models``.
+    """
+
+    def __init__(self, message: str, *, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
 class RedirectRefused(MogplexError):
     """A 3xx: the base URL is not the canonical address (following it would drop the token)."""
 

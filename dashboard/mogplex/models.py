@@ -3,9 +3,13 @@
 Upstream is a moving target (contract sections 6, 7 and 9), so the ``parse_*``
 functions accept what they can: unknown statuses and event types are kept as the
 strings they are, missing or wrongly typed optional fields become ``None``, extra
-fields are ignored. Only a missing identity (a run without ``runId``, an event
-without ``id``) or a missing status raises ``ProtocolError``, because without it
-the record means nothing.
+fields are ignored. A record without its identity (a run without ``runId``, an event
+without ``id``) or its status, or with one that is not text, is unreadable: alone it
+raises ``RecordShapeError`` (a ``ProtocolError``), but inside an answer that carries
+many records (the sandbox list, a run's events, the run in ``/runs/{id}/events``) it
+becomes a placeholder whose status (or event type) is ``UNREADABLE`` and whose
+``error`` (or ``message``) says what was wrong, so one poisoned record costs only its
+own row. Only an answer without its outer shape (no ``sandboxes`` list) fails whole.
 
 Every record has ``to_dict()`` (JSON-safe primitives, ISO strings for times) for
 the snapshot store and a matching ``from_dict()``. These use the records' own
@@ -15,13 +19,13 @@ snake_case field names, not upstream's spelling.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from dashboard.mogplex.errors import ProtocolError
+from dashboard.mogplex.errors import ProtocolError, RecordShapeError
 
 RUN_STATUSES: tuple[str, ...] = ("pending", "streaming", "success", "failed", "cancelled")
 ACTIVE_RUN_STATUSES: frozenset[str] = frozenset({"pending", "streaming"})
@@ -63,22 +67,42 @@ STALE_AFTER = timedelta(hours=6)
 
 JSONObject = dict[str, Any]
 
+# The status (or event type) of a placeholder for a record Mogplex sent in a shape
+# the board cannot read; its ``error`` (or ``message``) says why.
+UNREADABLE = "unreadable"
+
 
 # -- field readers ----------------------------------------------------------------
 
 
-def _shape_error(what: str, problem: str) -> ProtocolError:
+def _shape_error(what: str, problem: str) -> RecordShapeError:
     # ``what`` names the record; "a stored ..." ones come from our own snapshot store.
     if what.startswith("a stored "):
-        return ProtocolError(
-            f"The snapshot store holds {what.removeprefix('a stored ')} {problem}; rebuild it from Mogplex."
+        return RecordShapeError(
+            f"The snapshot store holds {what.removeprefix('a stored ')} {problem}; rebuild it from Mogplex.",
+            problem=problem,
         )
-    return ProtocolError(f"Mogplex sent {what} {problem}; the Mogplex API may have changed.")
+    return RecordShapeError(
+        f"Mogplex sent {what} {problem}; the Mogplex API may have changed.", problem=problem
+    )
+
+
+def _json_type(value: object) -> str:
+    """What a JSON value is, in words: ``a list``, ``a number``, ``null``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "a JSON object"
 
 
 def _object(value: object, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise _shape_error(what, "that is not a JSON object")
+        raise _shape_error(what, f"as {_json_type(value)}, not a JSON object")
     return value
 
 
@@ -93,9 +117,34 @@ def _required_str(obj: Mapping[str, Any], key: str, what: str) -> str:
     value = obj.get(key)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if not isinstance(value, str) or not value:
+    if value is None or value == "":
         raise _shape_error(what, f"without {key!r}")
+    if not isinstance(value, str):
+        raise _shape_error(what, f"with {key!r} as {_json_type(value)}, not text")
     return value
+
+
+# An id from a record that could not be read, shown on its row and logged; anything
+# else (upstream text of any length or content) is left out.
+_SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def record_id(value: object, key: str) -> str | None:
+    """The id of a record, even an unreadable one, when it looks like an id (else None)."""
+    if not isinstance(value, Mapping):
+        return None
+    raw = value.get(key)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip().lower()
+    return text if 0 < len(text) <= 64 and set(text) <= _SAFE_ID_CHARS else None
+
+
+def unreadable_sentence(what: str, error: RecordShapeError) -> str:
+    """What a placeholder row says: ``Mogplex sent this sandbox with 'status' as a list, not text.``"""
+    return f"Mogplex sent this {what} {error.problem}."
 
 
 def _str(obj: Mapping[str, Any], key: str) -> str | None:
@@ -148,11 +197,10 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # A time at the edge of the calendar (year 1 or 9999) with an offset overflows in UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _time(obj: Mapping[str, Any], key: str) -> datetime | None:
@@ -276,8 +324,23 @@ def parse_repo(value: object) -> Repo:
 
 
 def parse_repos(data: object) -> tuple[Repo, ...]:
-    """The ``data`` of ``GET /repos``: ``{"repos": [...]}``."""
-    return tuple(parse_repo(item) for item in _list(_object(data, "repos"), "repos", "the repo list"))
+    """The ``data`` of ``GET /repos``: ``{"repos": [...]}``.
+
+    Repos only give rows their names, so one that cannot be read is left out (its
+    runs show the repo id) rather than costing the whole list.
+    """
+    return _readable(parse_repo, _list(_object(data, "repos"), "repos", "the repo list"))
+
+
+def _readable[R](parse: Callable[[object], R], items: list[Any]) -> tuple[R, ...]:
+    """Each item parsed, leaving out those that cannot be read."""
+    parsed = []
+    for item in items:
+        try:
+            parsed.append(parse(item))
+        except RecordShapeError:
+            continue
+    return tuple(parsed)
 
 
 # -- sandboxes --------------------------------------------------------------------
@@ -355,9 +418,21 @@ def parse_sandbox(value: object) -> Sandbox:
 
 
 def parse_sandboxes(data: object) -> tuple[Sandbox, ...]:
-    """The ``data`` of ``GET /sandboxes``: ``{"sandboxes": [...]}``."""
+    """The ``data`` of ``GET /sandboxes``: ``{"sandboxes": [...]}``; an unreadable one becomes a placeholder."""
     obj = _object(data, "sandboxes")
-    return tuple(parse_sandbox(item) for item in _list(obj, "sandboxes", "the sandbox list"))
+    items = _list(obj, "sandboxes", "the sandbox list")
+    return tuple(_sandbox_or_placeholder(item, index) for index, item in enumerate(items))
+
+
+def _sandbox_or_placeholder(value: object, index: int) -> Sandbox:
+    try:
+        return parse_sandbox(value)
+    except RecordShapeError as exc:
+        return Sandbox(
+            id=record_id(value, "id") or f"unreadable-{index}",
+            status=UNREADABLE,
+            error=unreadable_sentence("sandbox", exc),
+        )
 
 
 @dataclass(frozen=True)
@@ -675,13 +750,43 @@ class RunEvents:
 
 
 def parse_run_events(data: object, server_date: datetime | None = None) -> RunEvents:
-    """The ``data`` of ``GET /runs/{id}/events``: ``{"run": RunDetail, "events": [...]}``."""
+    """The ``data`` of ``GET /runs/{id}/events``: ``{"run": RunDetail, "events": [...]}``.
+
+    A run object that cannot be read becomes a placeholder ``RunDetail`` (status
+    ``UNREADABLE``); so does each unreadable event (type ``UNREADABLE``), keeping its
+    place among the others. A response without a ``run`` object or an ``events`` list
+    is not this endpoint's answer at all, and raises.
+    """
     obj = _object(data, "a run events response")
+    run = obj.get("run")
+    if not isinstance(run, Mapping):
+        raise _shape_error("a run events response", f"with 'run' as {_json_type(run)}, not a JSON object")
+    events = _list(obj, "events", "a run events response")
+    try:
+        detail = parse_run_detail(run)
+    except RecordShapeError as exc:
+        detail = RunDetail(
+            run_id=record_id(run, "runId") or "", status=UNREADABLE, error=unreadable_sentence("run", exc)
+        )
     return RunEvents(
-        run=parse_run_detail(obj.get("run")),
-        events=tuple(parse_run_event(item) for item in _list(obj, "events", "a run events response")),
+        run=detail,
+        events=tuple(_event_or_placeholder(item, index) for index, item in enumerate(events)),
         server_date=server_date,
     )
+
+
+def _event_or_placeholder(value: object, index: int) -> RunEvent:
+    try:
+        return parse_run_event(value)
+    except RecordShapeError as exc:
+        created_at = _time(value, "createdAt") if isinstance(value, Mapping) else None
+        # Events are oldest first and capped, so an id-less one keeps its position as its id.
+        return RunEvent(
+            id=record_id(value, "id") or f"unreadable-{index}",
+            type=UNREADABLE,
+            message=unreadable_sentence("event", exc),
+            created_at=created_at,
+        )
 
 
 # -- models and agents ------------------------------------------------------------
@@ -740,8 +845,8 @@ def parse_model(value: object) -> Model:
 
 
 def parse_models(data: object) -> tuple[Model, ...]:
-    """The ``data`` of ``GET /models``: ``{"models": [...]}``."""
-    return tuple(parse_model(item) for item in _list(_object(data, "models"), "models", "the model list"))
+    """The ``data`` of ``GET /models``: ``{"models": [...]}`` (the board only counts them; unreadable ones are left out)."""
+    return _readable(parse_model, _list(_object(data, "models"), "models", "the model list"))
 
 
 @dataclass(frozen=True)

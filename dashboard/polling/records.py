@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from dashboard import snapshots
 from dashboard.models import TrackedRun
-from dashboard.mogplex.models import AccountUser, Model, Repo, RunEvents, Sandbox
+from dashboard.mogplex.models import UNREADABLE, AccountUser, Model, Repo, RunEvents, Sandbox
 from dashboard.polling.scheduler import TERMINAL_STATUSES
+
+logger = logging.getLogger("dashboard.polling")
 
 JSON = dict[str, Any]
 
@@ -53,6 +56,7 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
         fresh.append(data)
     known = previous.get("events") if previous.get("source") == source else None
     events = merge_events(known or [], fresh)
+    _log_unreadable_run(run_id, source, result, previous, known or [])
     record: JSON = {
         "run_id": run_id,
         "source": source,
@@ -93,6 +97,26 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
         final_fetch_done=row.final_fetch_done,
     )
     return record
+
+
+def _log_unreadable_run(
+    run_id: str, source: str, result: RunEvents, previous: JSON, known: Sequence[JSON]
+) -> None:
+    """One log line when a run, or some of its events, first arrive unreadable (not on every fetch)."""
+    was_unreadable = (previous.get("run") or {}).get("status") == UNREADABLE
+    if result.run.status == UNREADABLE and not was_unreadable:
+        logger.warning("unreadable run=%s source=%s problem=%s", run_id, source, result.run.error)
+    known_ids = {event.get("id") for event in known}
+    new = [event for event in result.events if event.type == UNREADABLE and event.id not in known_ids]
+    if new:
+        logger.warning(
+            "unreadable events run=%s source=%s count=%d first=%s problem=%s",
+            run_id,
+            source,
+            len(new),
+            new[0].id,
+            new[0].message,
+        )
 
 
 def run_record_error(run_id: str, source: str | None, kind: str, *, now: float) -> None:
@@ -140,9 +164,15 @@ def run_record_not_found(row: TrackedRun, *, now: float) -> None:
 
 
 def sandboxes_record_update(source: str, sandboxes: Sequence[Sandbox], *, now: float) -> None:
+    previous = snapshots.sandboxes_read(source) or {}
+    was_unreadable = {s.get("id") for s in previous.get("sandboxes", []) if s.get("status") == UNREADABLE}
     snapshots.sandboxes_write(source, [sandbox.to_dict() for sandbox in sandboxes], fetched_at=now)
     for sandbox in sandboxes:
-        snapshots.sandbox_history_append(sandbox.id, sandbox.status, seen_at=now)
+        if sandbox.status != UNREADABLE:
+            snapshots.sandbox_history_append(sandbox.id, sandbox.status, seen_at=now)
+        elif sandbox.id not in was_unreadable:
+            # Once when it first arrives unreadable, not on every fetch.
+            logger.warning("unreadable sandbox=%s source=%s problem=%s", sandbox.id, source, sandbox.error)
 
 
 def repos_record_update(source: str, repos: Sequence[Repo], *, now: float) -> None:
