@@ -8,9 +8,12 @@ start-up before anything runs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigurationError(Exception):
@@ -92,3 +95,19 @@ def envfloat(
 
 def envlist(name: str, default: str = "", environ: Mapping[str, str] | None = None) -> list[str]:
     return [item.strip() for item in envstr(name, default, environ).split(",") if item.strip()]
+
+
+def envnetworks(
+    name: str, default: str = "", environ: Mapping[str, str] | None = None
+) -> tuple[IpNetwork, ...]:
+    """A comma-separated list of IP addresses or networks (``10.0.0.5,172.16.0.0/12``)."""
+    networks: list[IpNetwork] = []
+    for entry in envlist(name, default, environ):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"{name} holds {entry!r}, which is not an IP address or network; "
+                "list addresses or networks separated by commas, e.g. 10.0.0.5,172.16.0.0/12."
+            ) from None
+    return tuple(networks)

@@ -15,7 +15,7 @@ import dj_database_url
 from django.utils.csp import CSP
 
 from dashboard.demo import demo_secrets
-from dashboard.env import ConfigurationError, envbool, envint, envlist, envstr
+from dashboard.env import ConfigurationError, envbool, envint, envlist, envnetworks, envstr
 from dashboard.mogplex.config import Source, Token, base_url_from_env, sources_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -170,6 +170,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+# Failed sign-ins allowed per client address and per username in any rolling window
+# (dashboard/signin.py); over it, attempts get 429 without the password being checked.
+BOARD_LOGIN_ATTEMPTS_PER_MINUTE = envint("BOARD_LOGIN_ATTEMPTS_PER_MINUTE", 10, minimum=1)
+BOARD_LOGIN_WINDOW_SECONDS = 60
+# Reverse proxies whose X-Forwarded-For is believed when they are the peer (addresses or networks).
+BOARD_TRUSTED_PROXIES = envnetworks("BOARD_TRUSTED_PROXIES", "")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("BOARD_TIME_ZONE", "UTC")

@@ -1,14 +1,19 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from dashboard import ingest, ops
+from dashboard.signin import SignInView
 
 urlpatterns = [
+    # One sign-in page, rate limited, for the board and the admin alike.
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
     path("ingest/runs", ingest.runs_ingest, name="ingest-runs"),
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("dashboard.board.urls")),
 ]

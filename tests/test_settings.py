@@ -87,6 +87,14 @@ def test_token_never_shows_itself() -> None:
         ({"MOGPLEX_BASE_URL": "https://mogplex.com", "MOGPLEX_TOKEN": ""}, "MOGPLEX_TOKEN is empty"),
         ({"MOGPLEX_BASE_URL": "https://mogplex.com"}, "no token is"),
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG is 'maybe'; set it to true or false."),
+        (
+            {"BOARD_LOGIN_ATTEMPTS_PER_MINUTE": "0"},
+            "BOARD_LOGIN_ATTEMPTS_PER_MINUTE is 0; set it to 1 or more.",
+        ),
+        (
+            {"BOARD_TRUSTED_PROXIES": "10.0.0.5,proxy.internal"},
+            "BOARD_TRUSTED_PROXIES holds 'proxy.internal', which is not an IP address or network;",
+        ),
     ],
 )
 def test_bad_configuration_stops_start_up_with_one_sentence(env: dict[str, str], sentence: str) -> None:
