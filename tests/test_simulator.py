@@ -101,7 +101,7 @@ def assert_error(response: httpx.Response, status: int, code: str, message: str)
 
 
 def alice_repo(sim: SimulatorControl, name: str = "acme/web") -> str:
-    return next(repo["id"] for repo in sim.repos("alice") if repo["full_name"] == name)
+    return next(str(repo["id"]) for repo in sim.repos("alice") if repo["full_name"] == name)
 
 
 def events(api: httpx.Client, token: str, run_id: str, **params: Any) -> list[dict[str, Any]]:
@@ -456,6 +456,43 @@ def test_patch_overwrites_fields_verbatim(api: httpx.Client, tokens: Tokens, sim
     assert run["error"] == hostile
     assert run["futureField"] == [1]
     assert sim.status_changes()[-1]["status"] == "teleporting"
+
+
+def test_a_run_handed_to_another_user_is_a_404_for_its_old_owner(
+    api: httpx.Client, tokens: Tokens, sim: SimulatorControl
+) -> None:
+    run_id = sim.create_run("alice")["runId"]
+
+    sim.set_run_owner(run_id, "bob")
+
+    gone = api.get(f"/runs/{run_id}/events", headers=auth(tokens.reader))
+    assert gone.status_code == 404
+    assert gone.json() == {"ok": False, "error": {"code": "NOT_FOUND", "message": "Run not found"}}
+    assert data(api.get(f"/runs/{run_id}/events", headers=auth(tokens.stranger)))["run"]["runId"] == run_id
+    sim.set_run_owner(run_id, "alice")
+    assert api.get(f"/runs/{run_id}", headers=auth(tokens.reader)).status_code == 200
+
+
+def test_omitted_fields_are_left_out_until_restored(
+    api: httpx.Client, tokens: Tokens, sim: SimulatorControl
+) -> None:
+    run_id = sim.create_run("alice")["runId"]
+    sandbox_id = sim.create_sandbox("alice", status="running")["id"]
+
+    sim.omit_run_fields(run_id, ["branch", "error", "runtime"])
+    sim.omit_sandbox_fields(sandbox_id, ["preview_url", "repo_id"])
+
+    events = data(api.get(f"/runs/{run_id}/events", headers=auth(tokens.reader)))
+    assert set(events["run"]) == RUN_FIELDS - {"branch", "error", "runtime"}
+    assert set(data(api.get(f"/runs/{run_id}", headers=auth(tokens.reader)))["run"]) == set(events["run"])
+    sandbox = data(api.get("/sandboxes", headers=auth(tokens.reader)))["sandboxes"][0]
+    assert set(sandbox) == SANDBOX_FIELDS - {"preview_url", "repo_id"}
+
+    sim.omit_run_fields(run_id, [])
+    sim.omit_sandbox_fields(sandbox_id, [])
+
+    assert set(data(api.get(f"/runs/{run_id}", headers=auth(tokens.reader)))["run"]) == RUN_FIELDS
+    assert set(data(api.get("/sandboxes", headers=auth(tokens.reader)))["sandboxes"][0]) == SANDBOX_FIELDS
 
 
 # --- payload cleaning -----------------------------------------------------------------

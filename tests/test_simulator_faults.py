@@ -181,6 +181,19 @@ def test_global_faults_hit_everyone_until_cleared(
     assert [r["status"] for r in sim.requests()] == [502, 502, 502, 200]
 
 
+def test_clearing_one_tokens_faults_leaves_the_others(
+    api: httpx.Client, pats: dict[str, str], sim: SimulatorControl
+) -> None:
+    sim.inject_fault("500", token="one")
+    sim.inject_fault("502_html", token="two")
+
+    sim.clear_faults(token="one")
+
+    assert get_repos(api, pats["one"]).status_code == 200
+    assert get_repos(api, pats["two"]).status_code == 502
+    assert [fault["token"] for fault in sim.faults()] == ["two"]
+
+
 def test_fault_requests_cost_no_budget(
     api: httpx.Client, pats: dict[str, str], sim: SimulatorControl
 ) -> None:

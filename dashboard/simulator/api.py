@@ -372,7 +372,7 @@ class MogplexApi:
         run = self.state.run_for(caller.user, run_id)
         if run is None:
             return error(404, "NOT_FOUND", "Run not found")
-        return ok({"run": run.detail})
+        return ok({"run": run.served_detail()})
 
     async def _run_events(self, request: Request, params: tuple[str, ...]) -> Response:
         caller = self._authenticate(request, None)
@@ -387,7 +387,7 @@ class MogplexApi:
             return error(404, "NOT_FOUND", "Run not found")
         # Built from each event's cached JSON so a poll costs O(events served), not a re-clean.
         events = ",".join(event.served_json() for event in run.events[:limit])
-        body = f'{{"ok":true,"data":{{"run":{dumps(run.detail)},"events":[{events}]}}}}'
+        body = f'{{"ok":true,"data":{{"run":{dumps(run.served_detail())},"events":[{events}]}}}}'
         return Response(body, media_type="application/json")
 
     async def _models(self, request: Request, params: tuple[str, ...]) -> Response:

@@ -114,6 +114,14 @@ class SimulatorControl:
         """Overwrite RunDetail fields verbatim (hostile strings, unknown statuses); returns the RunDetail."""
         return cast(dict[str, Any], self._call("POST", f"/runs/{run_id}/patch", fields))
 
+    def set_run_owner(self, run_id: str, user: str) -> None:
+        """Hand the run to ``user``: every other user's token now gets 404 "Run not found" for it."""
+        self._call("POST", f"/runs/{run_id}/owner", {"user": user})
+
+    def omit_run_fields(self, run_id: str, fields: list[str]) -> dict[str, Any]:
+        """Serve the run without these RunDetail fields (``[]`` serves them all again); returns it as served."""
+        return cast(dict[str, Any], self._call("POST", f"/runs/{run_id}/omit", {"fields": fields}))
+
     # --- sandboxes ------------------------------------------------------------
 
     def create_sandbox(
@@ -128,6 +136,10 @@ class SimulatorControl:
         ``root_directory``, ``error``, ``install_log``, ``dev_log``, ``extra`` (served verbatim)."""
         body = self._given(user=user, repo_id=repo_id, status=status, preview_url=preview_url, **fields)
         return cast(dict[str, Any], self._call("POST", "/sandboxes", body))
+
+    def omit_sandbox_fields(self, sandbox_id: str, fields: list[str]) -> dict[str, Any]:
+        """Serve the sandbox without these fields (``[]`` serves them all again); returns it as served."""
+        return cast(dict[str, Any], self._call("POST", f"/sandboxes/{sandbox_id}/omit", {"fields": fields}))
 
     def sandbox(self, sandbox_id: str) -> dict[str, Any]:
         """``{sandbox, lifecycle_events}`` with every lifecycle event (no 200 cap)."""
@@ -169,8 +181,9 @@ class SimulatorControl:
     def faults(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self._call("GET", "/faults"))
 
-    def clear_faults(self) -> None:
-        self._call("DELETE", "/faults")
+    def clear_faults(self, token: str | None = None) -> None:
+        """Switch off every fault, or only those for token name ``token`` (global faults stay then)."""
+        self._call("DELETE", "/faults", token=token)
 
     def requests(self, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Recorded requests after sequence number ``since``:

@@ -72,6 +72,13 @@ def _opt_int(body: dict[str, Any], name: str, minimum: int = 0) -> int | None:
     return value
 
 
+def _field_names(body: dict[str, Any]) -> list[str]:
+    fields = body.get("fields")
+    if not isinstance(fields, list) or not all(isinstance(name, str) for name in fields):
+        raise BadInput("fields must be a list of field names (an empty list serves every field again)")
+    return list(fields)
+
+
 def _since(request: Request) -> tuple[int, int | None]:
     try:
         since = int(request.query_params.get("since") or 0)
@@ -115,10 +122,13 @@ class ControlSurface:
             ("/runs/{run_id}/status", self.run_status, ["POST"]),
             ("/runs/{run_id}/events", self.run_events, ["POST"]),
             ("/runs/{run_id}/patch", self.patch_run, ["POST"]),
+            ("/runs/{run_id}/owner", self.run_owner, ["POST"]),
+            ("/runs/{run_id}/omit", self.run_omit, ["POST"]),
             ("/sandboxes", self.create_sandbox, ["POST"]),
             ("/sandboxes/{sandbox_id}", self.sandbox, ["GET"]),
             ("/sandboxes/{sandbox_id}/status", self.sandbox_status, ["POST"]),
             ("/sandboxes/{sandbox_id}/lifecycle", self.sandbox_lifecycle, ["POST"]),
+            ("/sandboxes/{sandbox_id}/omit", self.sandbox_omit, ["POST"]),
             ("/faults", self.faults, ["GET", "POST", "DELETE"]),
             ("/requests", self.requests, ["GET"]),
             ("/status-changes", self.status_changes, ["GET"]),
@@ -208,6 +218,15 @@ class ControlSurface:
         body = await _body(request)
         return _json(self.state.patch_run(request.path_params["run_id"], body).detail)
 
+    async def run_owner(self, request: Request) -> Response:
+        body = await _body(request)
+        run = self.state.run_owner_set(request.path_params["run_id"], _req_str(body, "user"))
+        return _json({"run": run.detail, "user": run.user})
+
+    async def run_omit(self, request: Request) -> Response:
+        run = self.state.run_fields_omit(request.path_params["run_id"], _field_names(await _body(request)))
+        return _json(run.served_detail())
+
     async def create_sandbox(self, request: Request) -> Response:
         body = await _body(request)
         extra = body.get("extra")
@@ -253,9 +272,15 @@ class ControlSurface:
         )
         return _json({"lifecycle_event_count": len(self.state.sandboxes[sandbox_id.lower()].lifecycle)})
 
+    async def sandbox_omit(self, request: Request) -> Response:
+        sandbox = self.state.sandbox_fields_omit(
+            request.path_params["sandbox_id"], _field_names(await _body(request))
+        )
+        return _json(sandbox.as_json())
+
     async def faults(self, request: Request) -> Response:
         if request.method == "DELETE":
-            self.state.faults.clear()
+            self.state.faults.clear(request.query_params.get("token") or None)
         elif request.method == "POST":
             body = await _body(request)
             status = _opt_int(body, "status", minimum=100)

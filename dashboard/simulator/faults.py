@@ -78,8 +78,12 @@ class FaultBook:
             return fault
         return None
 
-    def clear(self) -> None:
-        self._faults.clear()
+    def clear(self, token: str | None = None) -> None:
+        """Switch off every fault, or only those switched on for token name ``token``."""
+        if token is None:
+            self._faults.clear()
+        else:
+            self._faults = [fault for fault in self._faults if fault.token != token]
 
     def as_json(self) -> list[dict[str, Any]]:
         return [fault.as_json() for fault in self._faults]

@@ -13,7 +13,7 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -134,10 +134,18 @@ class Run:
     prompt: str | None = None
     delivered: bool = False
     scenario: bool = False
+    # RunDetail fields left out of what the API serves (a test's "missing optional fields").
+    omitted: frozenset[str] = frozenset()
 
     @property
     def status(self) -> Any:
         return self.detail.get("status")
+
+    def served_detail(self) -> dict[str, Any]:
+        """The RunDetail as the API serves it: ``detail`` without the omitted fields."""
+        if not self.omitted:
+            return self.detail
+        return {key: value for key, value in self.detail.items() if key not in self.omitted}
 
     @property
     def active(self) -> bool:
@@ -184,6 +192,8 @@ class Sandbox:
     run_id: str | None = None
     # Fields given verbatim by a test (hostile strings, odd types) override the served ones.
     extra: dict[str, Any] = field(default_factory=dict)
+    # Fields left out of what the API serves (a test's "missing optional fields").
+    omitted: frozenset[str] = frozenset()
     scenario: bool = False
 
     def as_json(self) -> dict[str, Any]:
@@ -201,6 +211,8 @@ class Sandbox:
             "last_active_at": iso(self.last_active_at),
         }
         served.update(self.extra)
+        for key in self.omitted:
+            served.pop(key, None)
         return served
 
     def logs_json(self, limit: int = 200) -> dict[str, Any]:
@@ -508,6 +520,19 @@ class SimulatorState:
             self._record_status(run, now)
         return run
 
+    def run_owner_set(self, run_id: str, user: str) -> Run:
+        """Hand ``run_id`` to ``user``: its old owner's tokens get 404 for it, as for any run not theirs."""
+        run = self.runs[run_id.lower()]
+        self.ensure_user(user)
+        run.user = user
+        return run
+
+    def run_fields_omit(self, run_id: str, fields: Iterable[str]) -> Run:
+        """Serve ``run_id`` without ``fields`` from now on (an empty list serves every field again)."""
+        run = self.runs[run_id.lower()]
+        run.omitted = frozenset(fields)
+        return run
+
     def _sandbox_for_run(self, run: Run, *, pending: bool) -> Sandbox:
         branch = _branch(run)
         sandbox = self.create_sandbox(
@@ -625,6 +650,12 @@ class SimulatorState:
         ]
         sandbox.last_active_at = self.clock()
         return made
+
+    def sandbox_fields_omit(self, sandbox_record_id: str, fields: Iterable[str]) -> Sandbox:
+        """Serve the sandbox without ``fields`` from now on (an empty list serves every field again)."""
+        sandbox = self.sandboxes[sandbox_record_id.lower()]
+        sandbox.omitted = frozenset(fields)
+        return sandbox
 
     def set_sandbox_status(self, sandbox_record_id: str, status: str, *, error: str | None = None) -> Sandbox:
         """Move a sandbox, writing the lifecycle events and logs that go with the move.
