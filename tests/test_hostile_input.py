@@ -128,6 +128,17 @@ def test_a_bad_filter_is_left_out_and_the_others_still_apply(store: redis.Redis,
     assert poll_url(page) == "/?status=failed"
 
 
+def test_a_bad_time_zone_keeps_the_one_chosen_before(store: redis.Redis, browser: Client) -> None:
+    browser.get("/", {"tz": "Asia/Tokyo"})
+
+    page = browser.get("/", {"tz": "Asia/Tokyo\x00<script>"}).content.decode()
+
+    assert alerts(page) == [
+        "'Asia/Tokyo\\x00<script>' is not a time zone, so times stay in Asia/Tokyo; use a name like Europe/Paris."
+    ]
+    assert "times in Asia/Tokyo" in browser.get("/").content.decode()
+
+
 @pytest.mark.parametrize("text", CORPUS, ids=range(len(CORPUS)))
 def test_kiosk_parameters_refuse_hostile_values_in_one_sentence_each(
     store: redis.Redis, client: Client, text: str
