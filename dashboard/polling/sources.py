@@ -25,5 +25,10 @@ def source_get(name: str) -> Source:
 
 
 def source_client(name: str) -> MogplexClient:
-    """A read-only client for the source called ``name``."""
-    return MogplexClient(settings.MOGPLEX_BASE_URL, source_get(name))
+    """A read-only client for the source called ``name``, with the configured timeouts."""
+    return MogplexClient(
+        settings.MOGPLEX_BASE_URL,
+        source_get(name),
+        connect_timeout=settings.MOGPLEX_CONNECT_TIMEOUT,
+        read_timeout=settings.MOGPLEX_READ_TIMEOUT,
+    )
