@@ -7,7 +7,7 @@ still hold.
 Keys:
 - ``poll:schedule:<source>``     hash: fetch key (``run:<id>``, ``sandboxes``, ...) -> epoch planned
 - ``poll:next-slot:<source>``    (string) epoch of the source's next paced slot
-- ``poll:backoff:<source>``      JSON ``{until, failures, kind}`` after errors; deleted on success
+- ``poll:backoff:<source>``      JSON ``{until, failures, kind, at}`` after errors; deleted on success
 - ``poll:lookup-tried:<run_id>`` set of sources that answered 404 for a newly tracked run
 - ``poll:lookup-at:<run_id>``    (string) epoch of the last lookup attempt
 - ``poll:lock:<name>``           mutual exclusion of ticks and of fetches of one thing
@@ -69,11 +69,15 @@ def next_slot_write(source: str, at: float) -> None:
 
 @dataclass(frozen=True)
 class Backoff:
-    """A source's error streak: send nothing before ``until``; ``failures`` in a row of ``kind``."""
+    """A source's error streak: send nothing before ``until``; ``failures`` in a row of ``kind``.
+
+    ``at`` is when the last of those failures was recorded (0 when unknown).
+    """
 
     until: float
     failures: int
     kind: str
+    at: float = 0.0
 
 
 def backoff_read(source: str) -> Backoff | None:
@@ -81,11 +85,18 @@ def backoff_read(source: str) -> Backoff | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    return Backoff(until=float(data["until"]), failures=int(data["failures"]), kind=str(data["kind"]))
+    return Backoff(
+        until=float(data["until"]),
+        failures=int(data["failures"]),
+        kind=str(data["kind"]),
+        at=float(data.get("at", 0.0)),
+    )
 
 
 def backoff_write(source: str, backoff: Backoff) -> None:
-    value = json.dumps({"until": backoff.until, "failures": backoff.failures, "kind": backoff.kind})
+    value = json.dumps(
+        {"until": backoff.until, "failures": backoff.failures, "kind": backoff.kind, "at": backoff.at}
+    )
     redis_client().set(f"poll:backoff:{source}", value, ex=24 * 3600)
 
 

@@ -5,7 +5,8 @@ through ``_request``: it asks the source's budget first (nothing is sent when
 the answer is no), logs one line (source, endpoint, outcome, duration), and on
 failure applies the policy below to the source's health and back-off:
 
-- 5xx, timeouts, protocol errors: exponential back-off with jitter;
+- 5xx, timeouts, protocol errors: exponential back-off with jitter, doubling per
+  attempt (requests already in flight when a failure came back do not count again);
 - 401: retried once soon (upstream also answers 401 when its token lookup
   hits a database error), then the source is marked unauthorized and retried slowly;
 - 403, 3xx: configuration problems, shown in the source's health, retried slowly;
@@ -140,6 +141,7 @@ def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) 
         logger.info("fetch source=%s endpoint=%s outcome=refused ms=0", source, endpoint)
         raise Refused(source)
     started = time.monotonic()
+    sent_at = time.time()
     try:
         result = call(client)
     except MogplexError as exc:
@@ -152,7 +154,7 @@ def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) 
             exc.status,
             ms,
         )
-        _source_failed(source, exc)
+        _source_failed(source, exc, sent_at=sent_at)
         raise
     ms = round((time.monotonic() - started) * 1000)
     logger.info("fetch source=%s endpoint=%s outcome=ok ms=%d", source, endpoint, ms)
@@ -169,10 +171,9 @@ def _source_succeeded(source: str) -> None:
     snapshots.source_health_update(source, **fields)
 
 
-def _source_failed(source: str, exc: MogplexError) -> None:
+def _source_failed(source: str, exc: MogplexError, *, sent_at: float) -> None:
     now = time.time()
     previous = state.backoff_read(source)
-    failures = previous.failures + 1 if previous is not None and previous.kind == exc.kind else 1
     kind = exc.kind
     if isinstance(exc, NotFound):
         # A 404 is about one id, not the source: the token worked.
@@ -189,8 +190,15 @@ def _source_failed(source: str, exc: MogplexError) -> None:
             last_error_kind=kind,
         )
         return
+    if previous is not None and previous.kind == kind and sent_at < previous.at:
+        # This request left before the last failure of its kind came back, so it
+        # belongs to the same attempt: it must not double the back-off (a stalled
+        # upstream answers every request in flight with a timeout at once).
+        snapshots.source_health_update(source, last_error_at=now, last_error_kind=kind)
+        return
+    failures = previous.failures + 1 if previous is not None and previous.kind == kind else 1
     if isinstance(exc, Unauthorized) and failures < 2:
-        state.backoff_write(source, state.Backoff(now + UNAUTHORIZED_RECHECK_SECONDS, failures, kind))
+        state.backoff_write(source, state.Backoff(now + UNAUTHORIZED_RECHECK_SECONDS, failures, kind, now))
         snapshots.source_health_update(source, last_error_at=now, last_error_kind=kind)
         return
     if isinstance(exc, Unauthorized | Forbidden):
@@ -204,7 +212,7 @@ def _source_failed(source: str, exc: MogplexError) -> None:
         top = SLOW_RETRY_SECONDS if isinstance(exc, RedirectRefused) else BACKOFF_MAX_SECONDS
         ceiling = min(top, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
         delay = random.uniform(ceiling / 2, ceiling)
-    state.backoff_write(source, state.Backoff(now + delay, failures, kind))
+    state.backoff_write(source, state.Backoff(now + delay, failures, kind, now))
     snapshots.source_health_update(
         source,
         state=kind if kind in SOURCE_MESSAGES else "unavailable",
