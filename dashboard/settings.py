@@ -100,6 +100,17 @@ CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Celery 6's default, and quiet about it: no task acks late, so none is redelivered after a loss.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A Redis that stops answering (rather than refusing) must not hang a web request that
+# enqueues a task (the track form, the ingest endpoint): each try gives up after 3 s and
+# there are two, about 9 s in all (Celery's defaults wait forever). A task not sent is
+# not lost: the poller's next tick finds the run in the database.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 3}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # The poller's heartbeat: each tick plans every source's fetches for the next tick.

@@ -30,7 +30,10 @@ NAMESPACE = "mogplex"
 
 @cache
 def _limiter_for(url: str) -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(RedisStorage(url, key_prefix=LIMITS_PREFIX))
+    # The same timeouts as the snapshot store's client: a Redis that stops answering
+    # fails the fetch (it is planned again next tick) instead of hanging a worker thread.
+    storage = RedisStorage(url, key_prefix=LIMITS_PREFIX, socket_connect_timeout=2, socket_timeout=5)
+    return MovingWindowRateLimiter(storage)
 
 
 def _limiter() -> MovingWindowRateLimiter:
