@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -108,7 +109,7 @@ class PollerGroup:
         def ticked() -> bool:
             for proc in self.processes:
                 assert proc.poll() is None, f"a poller process exited; see {self.dir}"
-            raw = client.get("board:heartbeat")
+            raw = cast(bytes | None, client.get("board:heartbeat"))
             return raw is not None and float(raw) > since
 
         wait_for(ticked, timeout=timeout, what="the poller's first tick")
