@@ -7,7 +7,8 @@ sequence number seen) before anything clears it (``/_sim/reset``) and when it
 stops. The session fails at its end if any offending request was seen.
 
 Token names say who may write. The board's tokens (``BOARD_TOKEN_NAMES``: the
-demo read token and the sources the poller tests configure) must only read.
+demo read token and the sources the poller tests configure, and every name
+starting with ``matrix_``) must only read.
 A token whose name starts with ``ci`` (the scenario's CI job) or ``writer``
 (tests playing a launcher) may write; a write that another token got through
 (any answer below 400) is an offence too, so a launcher under a wrong name is
@@ -24,8 +25,9 @@ import httpx
 
 from dashboard.mogplex.client import ALLOWED_ENDPOINTS
 
-# The demo read token, and the sources the poller and secrets tests configure.
+# The demo read token, and the sources the poller, secrets and fault-matrix tests configure.
 BOARD_TOKEN_NAMES = frozenset({"demo", "alice", "bob"})
+BOARD_TOKEN_PREFIXES = ("matrix_",)
 WRITER_PREFIXES = ("ci", "writer")
 API_BASE = "/api/v1/mogplex"
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -43,7 +45,7 @@ def offence(record: dict[str, Any]) -> str | None:
     """Why ``record`` (one entry of ``/_sim/requests``) breaks the read-only rule, or ``None``."""
     name = record.get("token_name")
     writes = record.get("method") != "GET" or bool(record.get("idempotency_key"))
-    if name in BOARD_TOKEN_NAMES:
+    if name in BOARD_TOKEN_NAMES or str(name).startswith(BOARD_TOKEN_PREFIXES):
         if record.get("method") != "GET":
             return "a board token sent a non-GET"
         if record.get("idempotency_key"):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +10,8 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.relay import TcpRelay
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
 # make around it are synchronous and safe here.
@@ -69,70 +68,6 @@ def signed_in(page: Page, board_server: str, transactional_db: None) -> Page:
     page.click("button[type=submit]")
     page.wait_for_url(board_server + "/")
     return page
-
-
-class TcpRelay:
-    """A TCP relay on a fixed port in front of the live server, so a test can take
-    "the server" away and bring it back without touching the server itself."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._listener is not None:
-                # shutdown() wakes the thread blocked in accept(); close() alone would not stop listening.
-                with contextlib.suppress(OSError):
-                    self._listener.shutdown(socket.SHUT_RDWR)
-                self._listener.close()
-                self._listener = None
-            for conn in self._conns:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            self._conns.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
 
 
 @pytest.fixture
