@@ -60,7 +60,10 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
         record = records.get(run_id) or {}
         detail: JSON = record.get("run") or {}
         branch: JSON = detail.get("branch") or {}
-        status = detail.get("status") or row.status or ""
+        # A run no source owns any more keeps its last data for the run page, but
+        # not its last status: it is not streaming, it is not found (the pages say so).
+        not_found = row.lookup == TrackedRun.Lookup.NOT_FOUND
+        status = "" if not_found else detail.get("status") or row.status or ""
         repo_id = detail.get("repo_id")
         runs.append(
             {
@@ -85,7 +88,7 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
                 "lookup": row.lookup,
                 "tracked_at": _epoch(row.tracked_at),
                 "finished_at": _epoch(row.finished_at),
-                "possibly_stale": _possibly_stale(status, detail.get("updated_at"), now),
+                "possibly_stale": not not_found and _possibly_stale(status, detail.get("updated_at"), now),
             }
         )
     return runs
@@ -129,16 +132,11 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
                     "fetched_at": record["fetched_at"],
                 }
             )
-    runs = board_runs(repo_names, now)
-    # Each row's signature, once here rather than on every page render: pages
-    # keep rendered rows by it (``{% cached_row %}``).
-    for row in (*runs, *sandboxes):
-        row["sig"] = snapshots.content_version(row)
     return {
         "composed_at": now.timestamp(),
         "heartbeat_at": heartbeat_at if heartbeat_at is not None else snapshots.heartbeat_read(),
         "sources": sources,
-        "runs": runs,
+        "runs": board_runs(repo_names, now),
         "sandboxes": sandboxes,
         "sandboxes_fetched_at": sandboxes_fetched_at,
     }
