@@ -407,3 +407,17 @@ def test_upstream_text_cannot_forge_an_age(store: redis.Redis, browser: Client) 
     )
     row = _active_row(browser.get("/").content.decode())
     assert "&lt;!--age 0.000--&gt;" in row
+
+
+def test_a_run_no_source_owns_is_listed_as_ended_and_does_not_age_the_panel(
+    store: redis.Redis, browser: Client
+) -> None:
+    now = time.time()
+    # Fetched long ago, then every source answered 404: the poller will not fetch it again.
+    gone = board_data.run_row(RUN_ACTIVE, "", now=now, lookup="not_found", fetched_at=now - 3600)
+    board_data.publish(board_data.board(now, runs=[gone, board_data.run_row(RUN_DONE, "success", now=now)]))
+    html = browser.get("/").content.decode()
+    finished = html[html.index('id="panel-finished"') :]
+    assert f'id="run-{RUN_ACTIVE}"' in finished and "not found" in finished
+    assert "No active runs" in html
+    assert "STALE" not in html

@@ -27,6 +27,8 @@ JSON = dict[str, Any]
 ACTIVE_RUN_STATUSES = frozenset({"pending", "streaming"})
 FAILED_RUN_STATUSES = frozenset({"failed"})
 TERMINAL_RUN_STATUSES = frozenset({"success", "failed", "cancelled"})
+# Runs the poller no longer fetches: finished, or no source owns them any more.
+ENDED_RUN_STATUSES = TERMINAL_RUN_STATUSES | {"not_found"}
 SANDBOX_UP_STATUSES = frozenset({"creating", "installing", "running", "pausing"})
 
 PANELS = ("runs", "sandboxes", "sources")
@@ -431,11 +433,9 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
 
     shown_runs = _sort_runs([r for r in runs if _matches(r, filters, "repo_name")], filters.sort)
     active = [
-        r
-        for r in shown_runs
-        if r["status"] in ACTIVE_RUN_STATUSES or r["status"] not in TERMINAL_RUN_STATUSES
+        r for r in shown_runs if r["status"] in ACTIVE_RUN_STATUSES or r["status"] not in ENDED_RUN_STATUSES
     ]
-    finished = [r for r in shown_runs if r["status"] in TERMINAL_RUN_STATUSES]
+    finished = [r for r in shown_runs if r["status"] in ENDED_RUN_STATUSES]
     # Failures first among the finished, most recently finished next.
     finished.sort(key=lambda r: _when(r.get("finished_at") or r.get("updated_at")), reverse=True)
     finished.sort(key=lambda r: r["status"] not in FAILED_RUN_STATUSES)
@@ -445,11 +445,11 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
     shown_sandboxes.sort(key=lambda s: (s["status"] not in SANDBOX_UP_STATUSES, str(s.get("id"))))
 
     sandboxes_fetched = board.get("sandboxes_fetched_at") or {}
-    # Terminal runs are never fetched again, so only live runs say how fresh the panel is;
+    # Ended runs are never fetched again, so only live runs say how fresh the panel is;
     # with none live, the board's composition time does (the run list itself is current).
     # A row that could not be read says so itself, and costs the panel nothing.
     live_fetched = [
-        r.get("fetched_at") for r in runs if r["status"] not in TERMINAL_RUN_STATUSES and not r["unreadable"]
+        r.get("fetched_at") for r in runs if r["status"] not in ENDED_RUN_STATUSES and not r["unreadable"]
     ]
     panels = {
         "runs": freshness(_panel_fetched_at(live_fetched) if live_fetched else board.get("composed_at"), now),
