@@ -262,8 +262,6 @@ class Matrix:
 
 def _longest_hold(case: Case, outage: float) -> float:
     """How long after the fault clears the board may still hold the source back, by its policy."""
-    if case.kind in ("401", "403"):
-        return SLOW_RETRY_SECONDS
     if case.kind == "429":
         return RETRY_AFTER
     # Full jitter over a doubling ceiling: the k-th failure's ceiling 2**(k-1) is at
@@ -355,7 +353,7 @@ def run_not_found(m: Matrix, case: Case) -> dict[str, float]:
         last_fetch_failed, timeout=FRESH_WITHIN, what="the run page to say its fetch failed", interval=0.2
     )
     # Declared not found only once every source has answered 404, so the sources
-    # under 401 and 403 have to come back first (SLOW_RETRY_SECONDS after their faults).
+    # under 401 and 403 have to come back first (at most SLOW_RETRY_SECONDS after their faults).
     wait_for(
         lambda: board_run(run_id).get("lookup") == "not_found",
         timeout=SLOW_RETRY_SECONDS + 3 * STATE_WITHIN + 2 * FRESH_WITHIN + 10,

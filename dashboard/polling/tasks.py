@@ -201,17 +201,15 @@ def _source_failed(source: str, exc: MogplexError, *, sent_at: float) -> None:
         state.backoff_write(source, state.Backoff(now + UNAUTHORIZED_RECHECK_SECONDS, failures, kind, now))
         snapshots.source_health_update(source, last_error_at=now, last_error_kind=kind)
         return
-    if isinstance(exc, Unauthorized | Forbidden):
-        delay = SLOW_RETRY_SECONDS
-    else:
-        # Full jitter over an exponential ceiling, so several workers (and
-        # several sources) do not come back in step. A redirect is usually a
-        # misconfigured base URL, but a moved load balancer answers with one
-        # for a moment too, so it grows from seconds like any other failure,
-        # only to a lower ceiling.
-        top = SLOW_RETRY_SECONDS if isinstance(exc, RedirectRefused) else BACKOFF_MAX_SECONDS
-        ceiling = min(top, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
-        delay = random.uniform(ceiling / 2, ceiling)
+    # Full jitter over an exponential ceiling, so several workers (and several
+    # sources) do not come back in step. A rejected token, a missing scope or a
+    # redirect usually needs the operator, but an upstream that answers so for a
+    # moment (a deploy, a moved load balancer) should not cost a minute, so they
+    # grow from seconds like any other failure, only to a lower ceiling.
+    configuration = isinstance(exc, Unauthorized | Forbidden | RedirectRefused)
+    top = SLOW_RETRY_SECONDS if configuration else BACKOFF_MAX_SECONDS
+    ceiling = min(top, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
     state.backoff_write(source, state.Backoff(now + delay, failures, kind, now))
     snapshots.source_health_update(
         source,
