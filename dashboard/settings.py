@@ -241,7 +241,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "filters": {"redact_display_tokens": {"()": "dashboard.logredact.RedactDisplayTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "filters": ["redact_display_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": envstr("BOARD_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # django.request logs the path of every 4xx/5xx answer, and a kiosk path holds a
+    # display token: redact it on the logger itself, so every handler gets the redacted line.
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "django.request": {"filters": ["redact_display_tokens"]},
+        "django.server": {"filters": ["redact_display_tokens"]},
+    },
 }

@@ -61,6 +61,8 @@ class Command(BaseCommand):
                     "-m",
                     "gunicorn",
                     "dashboard.wsgi",
+                    "--config",
+                    str(settings.BASE_DIR / "gunicorn.conf.py"),
                     "--bind",
                     f"{host}:{port}",
                     "--workers",
