@@ -141,7 +141,7 @@ def test_a_poisoned_row_in_the_snapshot_costs_only_its_own_row(
             assert f'Run <span class="mono">{POISON_RUN}</span> could not be read.' in poisoned
             assert "its &#x27;status&#x27; is a list" in poisoned
             assert 'Run <span class="mono">(id unknown)</span> could not be read.' in html
-            assert "its &#x27;status&#x27; is an object" in _row(html, f"sandbox-{POISON_SANDBOX}")
+            assert "its &#x27;status&#x27; is a JSON object" in _row(html, f"sandbox-{POISON_SANDBOX}")
             assert 'id="panel-active"' in html and "is-stale" not in html, "no panel pays for a bad row"
 
     _, token = DisplayToken.issue("wall")

@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from dashboard.mogplex.models import json_type
+
 logger = logging.getLogger("dashboard.board")
 
 JSON = dict[str, Any]
@@ -79,32 +81,20 @@ _SANDBOX_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    return "a list" if isinstance(value, list) else "an object"
-
-
 def _wrong_field(
     row: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]], prefix: str = ""
 ) -> str | None:
     for key, types in fields.items():
         value = row.get(key)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            return f"its {prefix}{key!r} is {_kind(value)}"
+            return f"its {prefix}{key!r} is {json_type(value)}"
     return None
 
 
 def run_row_problem(row: object) -> str | None:
     """What is wrong with a composed run row, in a few words, or None when a template can show it."""
     if not isinstance(row, Mapping):
-        return f"it is {_kind(row)}, not a run"
+        return f"it is {json_type(row)}, not a run"
     if not _is_uuid(row.get("run_id")):
         return "its 'run_id' is not a run id"
     problem = _wrong_field(row, _RUN_FIELDS)
@@ -116,7 +106,7 @@ def run_row_problem(row: object) -> str | None:
 def sandbox_row_problem(row: object) -> str | None:
     """What is wrong with a composed sandbox row, or None when a template can show it."""
     if not isinstance(row, Mapping):
-        return f"it is {_kind(row)}, not a sandbox"
+        return f"it is {json_type(row)}, not a sandbox"
     return _wrong_field(row, _SANDBOX_FIELDS)
 
 

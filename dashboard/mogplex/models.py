@@ -87,7 +87,7 @@ def _shape_error(what: str, problem: str) -> RecordShapeError:
     )
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     """What a JSON value is, in words: ``a list``, ``a number``, ``null``..."""
     if value is None:
         return "null"
@@ -102,7 +102,7 @@ def _json_type(value: object) -> str:
 
 def _object(value: object, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise _shape_error(what, f"as {_json_type(value)}, not a JSON object")
+        raise _shape_error(what, f"as {json_type(value)}, not a JSON object")
     return value
 
 
@@ -120,7 +120,7 @@ def _required_str(obj: Mapping[str, Any], key: str, what: str) -> str:
     if value is None or value == "":
         raise _shape_error(what, f"without {key!r}")
     if not isinstance(value, str):
-        raise _shape_error(what, f"with {key!r} as {_json_type(value)}, not text")
+        raise _shape_error(what, f"with {key!r} as {json_type(value)}, not text")
     return value
 
 
@@ -760,7 +760,7 @@ def parse_run_events(data: object, server_date: datetime | None = None) -> RunEv
     obj = _object(data, "a run events response")
     run = obj.get("run")
     if not isinstance(run, Mapping):
-        raise _shape_error("a run events response", f"with 'run' as {_json_type(run)}, not a JSON object")
+        raise _shape_error("a run events response", f"with 'run' as {json_type(run)}, not a JSON object")
     events = _list(obj, "events", "a run events response")
     try:
         detail = parse_run_detail(run)
