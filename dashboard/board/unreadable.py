@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dashboard.mogplex.models import json_type
@@ -91,10 +91,33 @@ def _wrong_field(
     return None
 
 
+# What the checks below found for rows already seen, by the row's signature (a
+# hash of everything in it but its fetch time, whose type is part of the key):
+# a board of 300 rows where one changed checks one row. Emptied when it fills.
+_SEEN_LIMIT = 4096
+_seen: dict[tuple[str, str, type], str | None] = {}
+
+
+def _remembered(what: str, row: Mapping[str, Any], check: Callable[[], str | None]) -> str | None:
+    sig = row.get("sig")
+    if not isinstance(sig, str):
+        return check()
+    key = (what, sig, type(row.get("fetched_at")))
+    if key not in _seen:
+        if len(_seen) >= _SEEN_LIMIT:
+            _seen.clear()
+        _seen[key] = check()
+    return _seen[key]
+
+
 def run_row_problem(row: object) -> str | None:
     """What is wrong with a composed run row, in a few words, or None when a template can show it."""
     if not isinstance(row, Mapping):
         return f"it is {json_type(row)}, not a run"
+    return _remembered("run", row, lambda: _run_problem(row))
+
+
+def _run_problem(row: Mapping[str, Any]) -> str | None:
     if not _is_uuid(row.get("run_id")):
         return "its 'run_id' is not a run id"
     problem = _wrong_field(row, _RUN_FIELDS)
@@ -107,7 +130,7 @@ def sandbox_row_problem(row: object) -> str | None:
     """What is wrong with a composed sandbox row, or None when a template can show it."""
     if not isinstance(row, Mapping):
         return f"it is {json_type(row)}, not a sandbox"
-    return _wrong_field(row, _SANDBOX_FIELDS)
+    return _remembered("sandbox", row, lambda: _wrong_field(row, _SANDBOX_FIELDS))
 
 
 def _is_uuid(value: object) -> bool:
