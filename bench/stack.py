@@ -327,6 +327,11 @@ def page_version(html: str) -> str | None:
     return match.group(1) if match else None
 
 
+# When the synthetic board's runs started, were tracked and finished: fixed for the
+# process, so that rebuilding the board changes only what ``seq`` changes.
+BOARD_TIMES = time.time() - 600
+
+
 def synthetic_board(
     runs: int,
     sandboxes: int,
@@ -338,13 +343,14 @@ def synthetic_board(
 ) -> dict[str, Any]:
     """A composed board (the shape ``board_compose`` writes) with ``runs`` runs and ``sandboxes`` sandboxes.
 
-    Every datum is freshly fetched at ``now``; ``seq`` goes into one run's latest
-    event (into every run's with ``every_row``), so a new ``seq`` is a new board
-    version (a change the page must show).
+    Every datum is freshly fetched at ``now``; what the rows show (their times
+    included) is fixed for the bench process, except that ``seq`` goes into one
+    run's latest event (into every run's with ``every_row``), so a new ``seq`` is
+    a new board version (a change the page must show) that changes those rows only.
     """
     import uuid
 
-    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(BOARD_TIMES))
     statuses = ("streaming", "pending", "streaming", "success", "failed", "cancelled")
     rows = []
     for n in range(runs):
@@ -375,8 +381,8 @@ def synthetic_board(
                 "events_truncated": False,
                 "fetched_at": now,
                 "lookup": "found",
-                "tracked_at": iso,
-                "finished_at": iso if status in ("success", "failed", "cancelled") else None,
+                "tracked_at": BOARD_TIMES - n,
+                "finished_at": BOARD_TIMES if status in ("success", "failed", "cancelled") else None,
                 "possibly_stale": False,
             }
         )
