@@ -40,6 +40,7 @@ from dashboard.mogplex.errors import (
     RedirectRefused,
     Unauthorized,
 )
+from dashboard.mogplex.models import AccountUser
 from dashboard.polling import state
 from dashboard.polling.budget import (
     budget_acquire,
@@ -400,21 +401,38 @@ def run_lookup(run_id: str) -> None:
     compose_soon()
 
 
-@app.task(ignore_result=True)
-def sandboxes_fetch(source: str) -> None:
-    """Refresh a source's sandbox list (one request covers all its sandboxes)."""
-    with state.exclusive(f"sandboxes:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
+def _source_fetch[T](
+    source: str, key: str, endpoint: str, call: Callable[[MogplexClient], T], write: Callable[[T], None]
+) -> None:
+    """One scheduled fetch of a source-wide list (``key``: sandboxes, repos, account), then its record.
+
+    Nothing when another worker is on it or it fails (the source's health says
+    why); when the budget refuses it, it goes first in line at the next tick.
+    """
+    with state.exclusive(f"{key}:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
         if not mine:
             return
         try:
-            sandboxes = _request(source, "/sandboxes", lambda client: client.sandboxes())
+            result = _request(source, endpoint, call)
         except Refused:
-            state.schedule_retry_soon(source, "sandboxes")
+            state.schedule_retry_soon(source, key)
             return
         except (MogplexError, UnknownSource):
             return
-        sandboxes_record_update(source, sandboxes, now=time.time())
+        write(result)
     compose_soon()
+
+
+@app.task(ignore_result=True)
+def sandboxes_fetch(source: str) -> None:
+    """Refresh a source's sandbox list (one request covers all its sandboxes)."""
+    _source_fetch(
+        source,
+        "sandboxes",
+        "/sandboxes",
+        lambda client: client.sandboxes(),
+        lambda sandboxes: sandboxes_record_update(source, sandboxes, now=time.time()),
+    )
 
 
 # Sandbox logs are unsanitised and can be long; the board shows the end of each.
@@ -456,39 +474,27 @@ def sandbox_logs_fetch(source: str, sandbox_id: str) -> None:
 @app.task(ignore_result=True)
 def repos_fetch(source: str) -> None:
     """Refresh a source's repo list (for repo names on the board)."""
-    with state.exclusive(f"repos:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
-        if not mine:
-            return
-        try:
-            repos = _request(source, "/repos", lambda client: client.repos())
-        except Refused:
-            state.schedule_retry_soon(source, "repos")
-            return
-        except (MogplexError, UnknownSource):
-            return
-        repos_record_update(source, repos, now=time.time())
-    compose_soon()
+    _source_fetch(
+        source,
+        "repos",
+        "/repos",
+        lambda client: client.repos(),
+        lambda repos: repos_record_update(source, repos, now=time.time()),
+    )
 
 
 @app.task(ignore_result=True)
 def account_fetch(source: str) -> None:
     """Check account readiness: who the token belongs to, and how many models it may use."""
-    with state.exclusive(f"account:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
-        if not mine:
-            return
-        try:
-            user = _request(source, "/api/auth/user", lambda client: client.auth_user())
-        except Refused:
-            state.schedule_retry_soon(source, "account")
-            return
-        except (MogplexError, UnknownSource):
-            return
+
+    def write(user: AccountUser | None) -> None:
         models = None
         # A token without the 'read' scope cannot list models; the user part still counts.
         with suppress(Refused, MogplexError, UnknownSource):
             models = _request(source, "/models", lambda client: client.models())
         account_record_update(source, user, models, now=time.time())
-    compose_soon()
+
+    _source_fetch(source, "account", "/api/auth/user", lambda client: client.auth_user(), write)
 
 
 @app.task(ignore_result=True)
