@@ -244,46 +244,9 @@ class BoardState:
 
 # Every key a template may name, so that a record missing one (upstream is tolerant,
 # so are we) renders as empty instead of failing a filter-argument lookup.
-RUN_KEYS = [
-    "run_id",
-    "source",
-    "status",
-    "repo_id",
-    "repo_name",
-    "harness",
-    "branch_base",
-    "branch_working",
-    "created_at",
-    "updated_at",
-    "error",
-    "sandbox_record_id",
-    "sandbox_id",
-    "pr_url",
-    "latest_event",
-    "event_count",
-    "events_truncated",
-    "fetched_at",
-    "lookup",
-    "tracked_at",
-    "finished_at",
-    "possibly_stale",
-]
+RUN_KEYS = ["run_id", *unreadable.RUN_FIELDS]
 EVENT_KEYS = ("id", "type", "tool_name", "message", "payload", "created_at")
-SANDBOX_KEYS = [
-    "id",
-    "source",
-    "sandbox_id",
-    "status",
-    "repo_id",
-    "repo_name",
-    "base_branch",
-    "working_branch",
-    "preview_url",
-    "last_active_at",
-    "created_at",
-    "error",
-    "fetched_at",
-]
+SANDBOX_KEYS = list(unreadable.SANDBOX_FIELDS)
 SOURCE_KEYS = [
     "name",
     "state",

@@ -32,7 +32,9 @@ UNREADABLE = "unreadable"
 _TEXT = (str, type(None))
 _NUMBER = (int, float, type(None))
 _FLAG = (bool, type(None))
-_RUN_FIELDS: dict[str, tuple[type, ...]] = {
+# Every field of a composed run and sandbox row, with the types a template can show.
+# The board's selectors give a row every one of these keys (``selectors.RUN_KEYS``).
+RUN_FIELDS: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(
         (
             "source",
@@ -58,7 +60,7 @@ _RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "latest_event": (dict, type(None)),
 }
 _EVENT_FIELDS = dict.fromkeys(("type", "tool_name", "message", "created_at"), _TEXT)
-_SANDBOX_FIELDS: dict[str, tuple[type, ...]] = {
+SANDBOX_FIELDS: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(
         (
             "id",
@@ -120,7 +122,7 @@ def run_row_problem(row: object) -> str | None:
 def _run_problem(row: Mapping[str, Any]) -> str | None:
     if not _is_uuid(row.get("run_id")):
         return "its 'run_id' is not a run id"
-    problem = _wrong_field(row, _RUN_FIELDS)
+    problem = _wrong_field(row, RUN_FIELDS)
     if problem is None and isinstance(row.get("latest_event"), Mapping):
         problem = _wrong_field(row["latest_event"], _EVENT_FIELDS, "latest event's ")
     return problem
@@ -130,7 +132,7 @@ def sandbox_row_problem(row: object) -> str | None:
     """What is wrong with a composed sandbox row, or None when a template can show it."""
     if not isinstance(row, Mapping):
         return f"it is {json_type(row)}, not a sandbox"
-    return _remembered("sandbox", row, lambda: _wrong_field(row, _SANDBOX_FIELDS))
+    return _remembered("sandbox", row, lambda: _wrong_field(row, SANDBOX_FIELDS))
 
 
 def _is_uuid(value: object) -> bool:
