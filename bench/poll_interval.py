@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import statistics
 import string
 import subprocess
@@ -22,30 +21,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.1)
+from stack import free_port, wait_until  # noqa: E402
 
 
 def main() -> None:
@@ -57,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     var = Path(tempfile.mkdtemp(prefix="bench-poll-"))
-    redis_port, sim_port = _free_port(), _free_port()
+    redis_port, sim_port = free_port(), free_port()
     token = "mog_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MOGPLEX_", "BOARD_", "DJANGO_"))},
@@ -109,7 +93,7 @@ def main() -> None:
             except httpx.HTTPError:
                 return False
 
-        _wait(sim_up, 20, "the simulator")
+        wait_until(sim_up, 20, "the simulator")
         sim.post("/tokens", json={"name": "bench", "token": token, "scopes": ["read"], "user": "bench"})
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)
 
@@ -156,7 +140,7 @@ def main() -> None:
                 sim.post(f"/runs/{run_id}/status", json={"status": "streaming"})
                 TrackedRun.objects.create(run_id=run_id, via=TrackedRun.Via.COMMAND)
                 run_ids.append(run_id)
-            _wait(
+            wait_until(
                 lambda k=k: TrackedRun.objects.filter(lookup="found").count() == k,
                 60 + 2 * k * (args.window + 1) / args.budget,
                 "every run to be found",
