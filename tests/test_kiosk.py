@@ -67,16 +67,31 @@ def test_kiosk_all_clear_and_stalled_runs(
     assert "need attention" in html or "needs attention" in html
 
 
-def test_kiosk_revoked_or_unknown_token_is_a_plain_404(
+def test_kiosk_unknown_token_is_a_plain_404_and_a_revoked_one_says_so(
     store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
 ) -> None:
     token, raw = display
-    assert client.get(kiosk_url("not-a-token")).status_code == 404
+    board_data.publish(board_data.board())
+    unknown = client.get(kiosk_url("not-a-token"))
+    assert unknown.status_code == 404
+    assert b"revoked" not in unknown.content.lower() and b"display" not in unknown.content.lower()
+    assert client.get(kiosk_url("not-a-token"), HTTP_HX_REQUEST="true").status_code == 404
+
     token.revoked_at = timezone.now()
     token.save()
-    response = client.get(kiosk_url(raw))
-    assert response.status_code == 404
-    assert b"revoked" not in response.content.lower()
+    page = client.get(kiosk_url(raw))
+    assert page.status_code == 410
+    assert "This display link was revoked; ask an operator for a new one." in page.content.decode()
+    assert f'id="wall-run-{RUN_FAILED}"' not in page.content.decode(), "no board data"
+    poll = client.get(kiosk_url(raw), {"v": "x.fff.0"}, **HTMX)
+    assert poll.status_code == 410
+    assert poll["X-Board-Problem"] == "revoked"
+    assert poll.content.decode() == "This display link was revoked; ask an operator for a new one."
+    json_board = client.get("/api/board.json", {"display": raw})
+    assert json_board.status_code == 410
+    assert json_board.json() == {"error": "This display link was revoked; ask an operator for a new one."}
+    token.refresh_from_db()
+    assert token.last_seen_at is None, "a revoked screen is not seen"
 
 
 def test_kiosk_url_parameters(store: redis.Redis, client: Client, display: tuple[DisplayToken, str]) -> None:
@@ -176,7 +191,7 @@ def test_admin_lists_and_revokes_display_tokens(
     )
     assert "Revoked 1 display token" in response.content.decode()
     client.logout()
-    assert client.get(kiosk_url(raw)).status_code == 404
+    assert client.get(kiosk_url(raw)).status_code == 410
 
 
 def test_kiosk_and_overview_render_runs_not_fetched_yet(

@@ -314,11 +314,21 @@ def sandbox_logs(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
     return render(request, "board/sandbox.html#logs", context)
 
 
+DISPLAY_REVOKED = "This display link was revoked; ask an operator for a new one."
+
+
 def _display_token(raw: str) -> DisplayToken:
-    """The live display token for ``raw``; 404 (no hint why) when unknown or revoked."""
-    token = DisplayToken.objects.filter(token_hash=DisplayToken.hash(raw), revoked_at__isnull=True).first()
+    """The display token for ``raw``; 404 (no hint why) when unknown.
+
+    A revoked token is returned as it is (``revoked_at`` set): only a screen that
+    holds the exact secret learns that it was revoked, and it should say so
+    rather than look like a lost connection.
+    """
+    token = DisplayToken.objects.filter(token_hash=DisplayToken.hash(raw)).first()
     if token is None:
         raise Http404("Not found.")
+    if token.revoked_at is not None:
+        return token
     now = timezone.now()
     if token.last_seen_at is None or now - token.last_seen_at >= LAST_SEEN_EVERY:
         # Conditional, so several walls on one token write once a minute between them.
@@ -339,7 +349,8 @@ def board_json(request: HttpRequest) -> HttpResponse:
         raw = request.GET.get("display", "")
         if not raw:
             return JsonResponse({"error": "Log in, or pass ?display=<display token>."}, status=401)
-        _display_token(raw)
+        if _display_token(raw).revoked_at is not None:
+            return _board_headers(JsonResponse({"error": DISPLAY_REVOKED}, status=410))
     state = selectors.board_state()
     payload = {
         "version": state.version,
@@ -370,7 +381,8 @@ KIOSK_ROWS = {"attention": 4, "runs": 11, "sandboxes": 7, "sources": 3}
 @require_GET
 def kiosk(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """The wall screen: no login prompt, no chrome, configured by its URL."""
-    _display_token(token)
+    if _display_token(token).revoked_at is not None:
+        return _kiosk_revoked(request)
     params, problems = kiosk_params_parse(request.GET)
     if params is None:
         return render(request, "board/kiosk_problem.html", {"problems": problems}, status=400)
@@ -387,6 +399,27 @@ def kiosk(request: HtmxHttpRequest, token: str) -> HttpResponse:
     }
     template = "board/kiosk.html#wall" if request.htmx else "board/kiosk.html"
     response = render(request, template, context)
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return _board_headers(response)
+
+
+def _kiosk_revoked(request: HtmxHttpRequest) -> HttpResponse:
+    """410 with the sentence: as a page, or (to an open wall's poll) as text the page script shows.
+
+    htmx swaps nothing on a 4xx, so an open wall keeps its markup; ``board.js``
+    reads ``X-Board-Problem: revoked`` and hides the board behind the sentence.
+    """
+    if request.htmx:
+        response = HttpResponse(DISPLAY_REVOKED, status=410, content_type="text/plain; charset=utf-8")
+        response["X-Board-Problem"] = "revoked"
+    else:
+        response = render(
+            request,
+            "board/kiosk_problem.html",
+            {"heading": "This display link was revoked", "problems": [DISPLAY_REVOKED]},
+            status=410,
+        )
     response["X-Robots-Tag"] = "noindex"
     response["Referrer-Policy"] = "no-referrer"
     return _board_headers(response)

@@ -58,8 +58,8 @@
     updateTitle(anyStale);
   }
 
-  var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270" };
-  var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", stale: "⚠ STALE", lost: "⚠ Connection lost", cache: "⚠ Cache unavailable" };
+  var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270", revoked: "#5b6270" };
+  var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", stale: "⚠ STALE", lost: "⚠ Connection lost", cache: "⚠ Cache unavailable", revoked: "⚠ Display link revoked" };
   var baseTitle = document.title;
   var shownState = null;
 
@@ -99,13 +99,25 @@
   // The server answers a poll it cannot serve because Redis is down with 503,
   // X-Board-Problem: cache and one sentence; htmx swaps nothing, so the page
   // keeps its last board and the banner says why (as text, never as HTML).
+  // A revoked display link (410, X-Board-Problem: revoked) is final: the board
+  // is hidden behind the server's sentence and the page stops polling.
+  var revoked = false;
+
   function connectionLost(evt) {
     var banner = document.getElementById("connection-banner");
     var xhr = evt && evt.detail ? evt.detail.xhr : null;
     var problem = xhr && evt.type === "htmx:responseError" ? xhr.getResponseHeader("X-Board-Problem") : null;
+    var said = problem ? (xhr.responseText || "").trim().slice(0, 200) : "";
     var why = banner.querySelector(".why");
-    if (why) setText(why, problem ? (xhr.responseText || "").trim().slice(0, 200) || "Cache unavailable" : "Connection lost");
-    banner.dataset.problem = problem ? "cache" : "lost";
+    if (problem === "revoked") {
+      revoked = true;
+      body.classList.add("display-revoked");
+      if (why) setText(why, said || "This display link was revoked; ask an operator for a new one.");
+      banner.dataset.problem = "revoked";
+    } else {
+      if (why) setText(why, problem ? said || "Cache unavailable" : "Connection lost");
+      banner.dataset.problem = problem ? "cache" : "lost";
+    }
     setText(banner.querySelector(".since"), lastGood.toTimeString().slice(0, 8));
     if (banner.hidden) banner.hidden = false;
     shownState = null;
@@ -118,6 +130,9 @@
     if (!banner.hidden) { banner.hidden = true; updateTitle(false); }
   }
 
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (revoked) evt.preventDefault();
+  });
   document.addEventListener("htmx:beforeSwap", function (evt) {
     if (evt.detail.target && evt.detail.target.id === "board") sigsBefore = sigs();
   });

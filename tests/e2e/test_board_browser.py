@@ -92,7 +92,10 @@ def test_stopped_data_turns_panels_stale(signed_in: Page, board_server: str, set
     assert page.title().startswith("⚠ STALE")
 
 
-def test_kiosk_without_login_and_stops_after_revocation(
+REVOKED = "This display link was revoked; ask an operator for a new one."
+
+
+def test_kiosk_without_login_and_says_so_when_revoked(
     page: Page, board_server: str, transactional_db: None
 ) -> None:
     board_data.publish(board_data.board())
@@ -104,9 +107,18 @@ def test_kiosk_without_login_and_stops_after_revocation(
 
     token.revoked_at = token.created_at
     token.save()
-    page.locator("#connection-banner").wait_for(state="visible", timeout=15000)
-    assert "Connection lost" in page.locator("#connection-banner").inner_text()
-    assert page.goto(f"{board_server}/kiosk/{raw}/").status == 404
+    banner = page.locator("#connection-banner")
+    banner.wait_for(state="visible", timeout=15000)
+    assert banner.inner_text().strip() == REVOKED, "not 'Connection lost'"
+    assert not page.locator(f"#wall-run-{RUN_FAILED}").is_visible(), "the board is no longer shown"
+    assert page.title().startswith("⚠ Display link revoked")
+
+    shown = page.goto(f"{board_server}/kiosk/{raw}/")
+    assert shown is not None and shown.status == 410
+    assert REVOKED in page.locator("body").inner_text()
+    unknown = page.goto(f"{board_server}/kiosk/not-{raw}/")
+    assert unknown is not None and unknown.status == 404
+    assert "revoked" not in page.locator("body").inner_text().lower()
 
 
 SCREENS = {"1080p": (1920, 1080), "4k": (3840, 2160)}
