@@ -16,6 +16,7 @@ Keys (all JSON unless noted):
 - ``board:sandbox-logs:<id>``     a sandbox's logs, fetched when someone asks for them
 - ``board:composed``              the composed board, with its ``version``
 - ``board:version``               (string) the composed board's version, for the cheap 204 check
+- ``board:fetched``               ``{key: epoch | null}``: when each freshness badge's data was fetched
 - ``board:heartbeat``             (string) epoch seconds of the poller's last tick
 - ``board:outcomes:<source>``     (hash) upstream requests counted by outcome
 """
@@ -24,9 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 from django.conf import settings
@@ -36,9 +37,18 @@ JSON = dict[str, Any]
 # Fields that record *when* we looked, not *what* we saw, and the poller's own
 # running figures (budget spent moves on every tick): they are left out of the
 # board's version so that an unchanged upstream keeps an unchanged version. They
-# still reach the page with the next swap.
+# still reach the page with the next swap, and the fetch times each badge shows
+# with every unchanged poll (``board:fetched``).
 TIMING_FIELDS = frozenset(
-    {"fetched_at", "composed_at", "heartbeat_at", "last_success_at", "checked_at", "budget_used"}
+    {
+        "fetched_at",
+        "composed_at",
+        "heartbeat_at",
+        "last_success_at",
+        "checked_at",
+        "budget_used",
+        "sandboxes_fetched_at",
+    }
 )
 
 SANDBOX_HISTORY_LIMIT = 50
@@ -196,11 +206,14 @@ def _without_timing(value: Any) -> Any:
     return value
 
 
-def board_write(board: JSON) -> str:
+def board_write(board: JSON, *, fetched: Mapping[str, float | None] | None = None) -> str:
     """Store the composed board, setting ``board["version"]`` and each row's ``sig``; return the version.
 
     A row's signature is computed once here rather than on every page render:
-    pages keep rendered rows by it (``{% cached_row %}``).
+    pages keep rendered rows by it (``{% cached_row %}``). ``fetched`` is when the
+    data behind each of the board's freshness badges was fetched
+    (``selectors.board_fetched``), kept beside the version for unchanged polls;
+    without it, none is kept (a map from another board never outlives it).
     """
     for row in (*board.get("runs", []), *board.get("sandboxes", [])):
         row.pop("sig", None)
@@ -210,6 +223,10 @@ def board_write(board: JSON) -> str:
     pipe = redis_client().pipeline()
     pipe.set("board:composed", json.dumps(board, separators=(",", ":")))
     pipe.set("board:version", version)
+    if fetched is None:
+        pipe.delete("board:fetched")
+    else:
+        pipe.set("board:fetched", json.dumps(fetched, separators=(",", ":")))
     pipe.execute()
     return version
 
@@ -248,10 +265,21 @@ def heartbeat_read() -> float | None:
     return None if raw is None else float(raw)
 
 
-def board_version_and_heartbeat() -> tuple[str | None, float | None]:
-    """The board version and the poller heartbeat in one round trip (the refresh poll's cheap path)."""
-    version, heartbeat = cast(list[bytes | None], redis_client().mget("board:version", "board:heartbeat"))
-    return (
+class BoardPoll(NamedTuple):
+    """What an unchanged poll needs: the board version, the poller heartbeat, the fetch times (JSON text)."""
+
+    version: str | None
+    heartbeat: float | None
+    fetched: str | None
+
+
+def board_poll_read() -> BoardPoll:
+    """The board version, the poller heartbeat and the fetch times in one round trip (the refresh poll's cheap path)."""
+    version, heartbeat, fetched = cast(
+        list[bytes | None], redis_client().mget("board:version", "board:heartbeat", "board:fetched")
+    )
+    return BoardPoll(
         None if version is None else version.decode(),
         None if heartbeat is None else float(heartbeat),
+        None if fetched is None else fetched.decode(),
     )

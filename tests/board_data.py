@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from dashboard import snapshots
+from dashboard.polling import compose
 
 RUN_ACTIVE = "11111111-1111-4111-8111-111111111111"
 RUN_FAILED = "22222222-2222-4222-8222-222222222222"
@@ -132,8 +133,8 @@ def board(now: float | None = None, **overrides: Any) -> dict[str, Any]:
 
 
 def publish(composed: dict[str, Any], *, heartbeat: float | None = None) -> str:
-    """Write a composed board and the poller heartbeat; return the board version."""
-    version = snapshots.board_write(composed)
+    """Write a composed board (with its fetch times, as the poller does) and the poller heartbeat; its version."""
+    version = compose.board_publish(composed)
     snapshots.heartbeat_write(time.time() if heartbeat is None else heartbeat)
     return version
 

@@ -109,6 +109,38 @@ def test_unchanged_version_answers_204_and_changed_one_the_fragment(
     assert page_version(html) != version
 
 
+def refetched(composed: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The same board, every datum fetched ``seconds`` later (what a poller tick with no news writes)."""
+    board = json.loads(json.dumps(composed))
+    for run in board["runs"]:
+        run["fetched_at"] += seconds
+    for source in board["sources"]:
+        source["last_success_at"] += seconds
+    board["sandboxes_fetched_at"] = {k: v + seconds for k, v in board["sandboxes_fetched_at"].items()}
+    board["composed_at"] += seconds
+    return board
+
+
+def test_an_unchanged_poll_says_when_the_data_was_last_fetched(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    first = board_data.board(now - 40)
+    version = board_data.publish(first)
+    page = browser.get("/")
+    assert "updated 42s ago" in page.content.decode(), "the runs were fetched 42 s ago"
+
+    # A tick with no news: same board version, every datum fetched again.
+    assert board_data.publish(refetched(first, 39)) == version
+    unchanged = browser.get("/", {"v": page_version(page.content.decode())}, **HTMX)
+    assert unchanged.status_code == 204
+    fetched = json.loads(unchanged["X-Board-Fetched"])
+    assert fetched == {
+        "runs": pytest.approx(now - 3),
+        "sandboxes": pytest.approx(now - 4),
+        "sources": pytest.approx(now - 3),
+    }
+    assert float(unchanged["X-Board-Now"]) == pytest.approx(time.time(), abs=5)
+
+
 def test_an_unchanged_poll_after_signing_out_is_sent_to_log_in(store: redis.Redis, browser: Client) -> None:
     # The unchanged answer skips the login check; it must not outlive the session.
     board_data.publish(board_data.board(time.time()))

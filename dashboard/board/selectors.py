@@ -146,22 +146,28 @@ def app_version() -> str:
 
 @dataclass(frozen=True)
 class Freshness:
-    """How old one panel's data is, and whether that is too old to show as fresh."""
+    """How old one panel's data is, and whether that is too old to show as fresh.
+
+    ``key`` names it in the fetch times an unchanged poll answers with
+    (``board_fetched``, the ``X-Board-Fetched`` header), so that the page can
+    advance its badge without a re-render; "" for a datum no poll updates.
+    """
 
     fetched_at: float | None
     age: float | None
     stale: bool
+    key: str = ""
 
     @property
     def never(self) -> bool:
         return self.fetched_at is None
 
 
-def freshness(fetched_at: float | None, now: float) -> Freshness:
+def freshness(fetched_at: float | None, now: float, *, key: str = "") -> Freshness:
     if fetched_at is None:
-        return Freshness(None, None, True)
+        return Freshness(None, None, True, key)
     age = max(0.0, now - fetched_at)
-    return Freshness(fetched_at, age, age > settings.BOARD_STALE_SECONDS)
+    return Freshness(fetched_at, age, age > settings.BOARD_STALE_SECONDS, key)
 
 
 @dataclass(frozen=True)
@@ -294,6 +300,10 @@ def event_shape(event: Any) -> JSON:
     return with_keys(event, EVENT_KEYS)
 
 
+def _run_status(run: JSON) -> str:
+    return str(run.get("status") or ("unknown" if run.get("lookup") != "not_found" else "not_found"))
+
+
 def _run_row(run: Any, now: float) -> JSON:
     """A composed run as a page shows it; a run that cannot be shown becomes one row that says so."""
     problem = unreadable.run_row_problem(run)
@@ -306,7 +316,7 @@ def _run_row(run: Any, now: float) -> JSON:
         row["latest_event"] = event_shape(row["latest_event"])
     row["freshness"] = freshness(run.get("fetched_at"), now)
     row["sig"] = run.get("sig") or snapshots.content_version(run)
-    row["status"] = str(run.get("status") or ("unknown" if run.get("lookup") != "not_found" else "not_found"))
+    row["status"] = _run_status(run)
     row["needs_attention"] = row["status"] in FAILED_RUN_STATUSES or bool(run.get("possibly_stale"))
     # The poller's placeholder for a run Mogplex sent in a shape it cannot read.
     row["unreadable"] = (
@@ -362,10 +372,43 @@ def _sort_runs(rows: list[JSON], sort: str) -> list[JSON]:
     return rows
 
 
-def _panel_fetched_at(values: list[float | None]) -> float | None:
+def _panel_fetched_at(values: Iterable[Any]) -> float | None:
     """A panel is as old as its oldest part; ``None`` when nothing was ever fetched."""
-    present = [v for v in values if v is not None]
+    present = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     return min(present) if present else None
+
+
+def board_fetched(board: JSON) -> dict[str, float | None]:
+    """When the data behind each freshness badge of the board was fetched: ``{key: epoch | None}``.
+
+    The one place these times are computed. ``board_state`` turns them into each
+    panel's ``Freshness``; the poller stores them beside the composed board
+    (``snapshots.board_write``), where an unchanged poll reads them in its one
+    round trip and hands them to the page (``X-Board-Fetched``): the board's
+    version ignores fetch times, so without them a quiet board's badges would
+    count from the last change rather than the last fetch.
+    """
+    runs = [r for r in board.get("runs", []) if isinstance(r, dict)]
+    sources = [s for s in board.get("sources", []) if isinstance(s, dict)]
+    # Ended runs are never fetched again, so only live runs say how fresh the panel is;
+    # with none live, the board's composition time does (the run list itself is current).
+    # A row that could not be read says so itself, and costs the panel nothing.
+    live_fetched = [
+        r.get("fetched_at")
+        for r in runs
+        if unreadable.run_row_problem(r) is None
+        and _run_status(r) not in ENDED_RUN_STATUSES | {unreadable.UNREADABLE}
+    ]
+    sandboxes_fetched = board.get("sandboxes_fetched_at")
+    return {
+        "runs": _panel_fetched_at(live_fetched)
+        if live_fetched
+        else _panel_fetched_at([board.get("composed_at")]),
+        "sandboxes": _panel_fetched_at(
+            sandboxes_fetched.values() if isinstance(sandboxes_fetched, dict) else ()
+        ),
+        "sources": _panel_fetched_at(s.get("last_success_at") for s in sources) if sources else None,
+    }
 
 
 def board_state(filters: BoardFilters | None = None, *, now: float | None = None) -> BoardState:
@@ -407,20 +450,8 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
     shown_sandboxes = [s for s in sandboxes if _matches(s, filters, "repo_name")]
     shown_sandboxes.sort(key=lambda s: (s["status"] not in SANDBOX_UP_STATUSES, str(s.get("id"))))
 
-    sandboxes_fetched = board.get("sandboxes_fetched_at") or {}
-    # Ended runs are never fetched again, so only live runs say how fresh the panel is;
-    # with none live, the board's composition time does (the run list itself is current).
-    # A row that could not be read says so itself, and costs the panel nothing.
-    live_fetched = [
-        r.get("fetched_at") for r in runs if r["status"] not in ENDED_RUN_STATUSES and not r["unreadable"]
-    ]
-    panels = {
-        "runs": freshness(_panel_fetched_at(live_fetched) if live_fetched else board.get("composed_at"), now),
-        "sandboxes": freshness(_panel_fetched_at(list(sandboxes_fetched.values())), now),
-        "sources": freshness(
-            _panel_fetched_at([s.get("last_success_at") for s in sources]) if sources else None, now
-        ),
-    }
+    fetched = board_fetched(board)
+    panels = {name: freshness(fetched.get(name), now, key=name) for name in PANELS}
     problems = [s for s in sources if s.get("state") not in ("ok", None)]
     return BoardState(
         now=now,
@@ -440,25 +471,38 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
     )
 
 
-def page_version_unchanged(sent: str, *, now: float | None = None) -> bool:
-    """True when a page showing ``sent`` would render the same board now.
+@dataclass(frozen=True)
+class UnchangedPage:
+    """What an unchanged poll answers with: no board, only how fresh the page's data now is.
 
-    The cheap path of the refresh protocol: it reads the board version and the
-    poller heartbeat only, in one round trip. When every panel the page shows is fresh and no panel
-    can have crossed the stale threshold yet, an equal board version is enough.
-    Otherwise (the page shows something stale, or a flip time has passed) it
-    falls back to composing the state, which costs one more Redis read.
+    ``fetched`` is the JSON object of ``board_fetched`` as the poller stored it
+    (``{}`` when none is stored), passed through unparsed.
+    """
+
+    fetched: str
+
+
+def unchanged_page(sent: str, *, now: float | None = None) -> UnchangedPage | None:
+    """An ``UnchangedPage`` when a page showing ``sent`` would render the same board now, else None.
+
+    The cheap path of the refresh protocol: it reads the board version, the
+    poller heartbeat and the fetch times only, in one round trip. When every
+    panel the page shows is fresh and no panel can have crossed the stale
+    threshold yet, an equal board version is enough. Otherwise (the page shows
+    something stale, or a flip time has passed) it falls back to composing the
+    state, which costs one more Redis read.
     """
     now = time.time() if now is None else now
     try:
         version, flags, flips = sent.split(".")
         flips_at = int(flips)
     except ValueError:
-        return False
-    current, heartbeat = snapshots.board_version_and_heartbeat()
-    if (current or "none") != version:
-        return False
+        return None
+    current = snapshots.board_poll_read()
+    if (current.version or "none") != version:
+        return None
+    unchanged = UnchangedPage(current.fetched or "{}")
     nothing_can_flip = "s" not in flags and (flips_at == 0 or now < flips_at)
-    if nothing_can_flip and heartbeat is not None and not poller_health(heartbeat, now).stale:
-        return True
-    return board_state(now=now).page_version == sent
+    if nothing_can_flip and current.heartbeat is not None and not poller_health(current.heartbeat, now).stale:
+        return unchanged
+    return unchanged if board_state(now=now).page_version == sent else None

@@ -225,20 +225,27 @@ def pretty_json(value: Any) -> str:
 def freshness_badge(fresh: selectors.Freshness) -> SafeString:
     """How old a panel's data is; says STALE with the age, loudly, past the threshold.
 
-    The page script advances the age each second (``data-fetched-at``) and turns
-    the badge STALE itself if no fresh data arrives.
+    The page script advances the age each second (``data-fetched-at``), moves the
+    fetch time forward when an unchanged poll says the data was fetched again
+    (``data-fetched-key`` names it in ``X-Board-Fetched``), and turns the badge
+    STALE itself if no fresh data arrives.
     """
     if fresh.fetched_at is None:
-        return mark_safe('<span class="fresh tick is-stale" data-fetched-at="">STALE · never fetched</span>')
+        return format_html(
+            '<span class="fresh tick is-stale" data-fetched-at="" data-fetched-key="{}">STALE · never fetched</span>',
+            fresh.key,
+        )
     if fresh.stale:
         return format_html(
-            '<span class="fresh tick is-stale" data-fetched-at="{}">STALE · data {} old</span>',
+            '<span class="fresh tick is-stale" data-fetched-at="{}" data-fetched-key="{}">STALE · data {} old</span>',
             f"{fresh.fetched_at:.3f}",
+            fresh.key,
             age_text(fresh.age),
         )
     return format_html(
-        '<span class="fresh tick" data-fetched-at="{}">updated {} ago</span>',
+        '<span class="fresh tick" data-fetched-at="{}" data-fetched-key="{}">updated {} ago</span>',
         f"{fresh.fetched_at:.3f}",
+        fresh.key,
         age_text(fresh.age),
     )
 

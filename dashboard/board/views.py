@@ -3,7 +3,7 @@
 Views read snapshots only (a page view costs zero upstream requests) and never
 import the Mogplex client. Each refreshing region is a named partial of its
 page's template; an htmx poll renders just that partial, or answers 204 when the
-page already shows the current board (see ``selectors.page_version_unchanged``).
+page already shows the current board (see ``selectors.unchanged_page``).
 """
 
 from __future__ import annotations
@@ -99,12 +99,10 @@ def answer_unchanged_polls[V: Callable[..., HttpResponse]](view: V) -> V:
     def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.htmx:
             version, _, key = request.GET.get("v", "").rpartition(".")
-            if (
-                version
-                and constant_time_compare(key, _poll_key(request, version))
-                and selectors.page_version_unchanged(version)
-            ):
-                return _board_headers(HttpResponse(status=204))
+            if version and constant_time_compare(key, _poll_key(request, version)):
+                unchanged = selectors.unchanged_page(version)
+                if unchanged is not None:
+                    return _unchanged_answer(unchanged)
         return view(request, *args, **kwargs)
 
     return cast(V, wrapped)
@@ -117,9 +115,23 @@ def _board_headers(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _unchanged(request: HtmxHttpRequest) -> bool:
+def _unchanged(request: HtmxHttpRequest) -> selectors.UnchangedPage | None:
     sent = request.GET.get("v", "")
-    return bool(request.htmx and sent and selectors.page_version_unchanged(sent))
+    return selectors.unchanged_page(sent) if request.htmx and sent else None
+
+
+def _unchanged_answer(unchanged: selectors.UnchangedPage) -> HttpResponse:
+    """204 for a page that shows the current board, with what it needs to stay true without a swap.
+
+    ``X-Board-Fetched`` (a JSON object: freshness key -> epoch seconds or null)
+    is when each badge's data was last fetched, which moves while the board's
+    version stands still; ``X-Board-Now`` is the server's clock, so the page's
+    clock and ages keep to it. ``board.js`` applies both.
+    """
+    response = HttpResponse(status=204)
+    response["X-Board-Fetched"] = unchanged.fetched
+    response["X-Board-Now"] = f"{time.time():.3f}"
+    return _board_headers(response)
 
 
 def _viewer_time_zone(request: HttpRequest) -> tuple[zoneinfo.ZoneInfo, str]:
@@ -386,8 +398,9 @@ def kiosk(request: HtmxHttpRequest, token: str) -> HttpResponse:
     params, problems = kiosk_params_parse(request.GET)
     if params is None:
         return render(request, "board/kiosk_problem.html", {"problems": problems}, status=400)
-    if _unchanged(request):
-        return _board_headers(HttpResponse(status=204))
+    unchanged = _unchanged(request)
+    if unchanged is not None:
+        return _unchanged_answer(unchanged)
     state = selectors.board_state(selectors.BoardFilters(repos=params.repos))
     context = {
         **_state_context(state),

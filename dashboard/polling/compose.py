@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dashboard import snapshots
+from dashboard.board.selectors import board_fetched
 from dashboard.models import TrackedRun
 from dashboard.mogplex.models import parse_timestamp
 from dashboard.polling.scheduler import TERMINAL_STATUSES
@@ -140,3 +141,12 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
         "sandboxes": sandboxes,
         "sandboxes_fetched_at": sandboxes_fetched_at,
     }
+
+
+def board_publish(board: JSON) -> str:
+    """Store a composed board with the fetch times its badges show (``selectors.board_fetched``); its version.
+
+    Every composition writes the times, changed board or not: an unchanged
+    poll hands them to the page, so "updated 3s ago" counts from the last fetch.
+    """
+    return snapshots.board_write(board, fetched=board_fetched(board))

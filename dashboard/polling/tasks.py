@@ -49,7 +49,7 @@ from dashboard.polling.budget import (
     budget_used,
     budget_window_seconds,
 )
-from dashboard.polling.compose import board_build
+from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.records import (
     EVENTS_LIMIT,
     account_record_update,
@@ -505,4 +505,4 @@ def board_compose() -> None:
             # Someone is composing right now; ask again so their snapshot is not the last word.
             compose_soon()
             return
-        snapshots.board_write(board_build())
+        board_publish(board_build())

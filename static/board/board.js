@@ -44,18 +44,40 @@
     document.querySelectorAll(".fresh[data-fetched-at]").forEach(function (el) {
       if (!el.dataset.fetchedAt) { anyStale = true; return; }
       var age = now - Number(el.dataset.fetchedAt);
-      var stale = el.classList.contains("is-stale") || age > staleSeconds + grace();
+      // STALE as the server rendered it stands until the next swap; STALE the page
+      // concluded itself (no news for too long) lifts when fresher times arrive.
+      var serverStale = el.classList.contains("is-stale") && !el.dataset.clientStale;
+      var stale = serverStale || age > staleSeconds + grace();
+      var panel = el.closest(".panel");
       if (stale) {
         anyStale = true;
         setText(el, "STALE · data " + ageText(age) + " old");
-        if (!el.classList.contains("is-stale")) el.classList.add("is-stale");
-        var panel = el.closest(".panel");
-        if (panel && !panel.classList.contains("is-stale")) panel.classList.add("is-stale");
+        if (!el.classList.contains("is-stale")) { el.classList.add("is-stale"); el.dataset.clientStale = "1"; }
+        if (panel && !panel.classList.contains("is-stale")) { panel.classList.add("is-stale"); panel.dataset.clientStale = "1"; }
       } else {
+        if (el.dataset.clientStale) { el.classList.remove("is-stale"); delete el.dataset.clientStale; }
+        if (panel && panel.dataset.clientStale) { panel.classList.remove("is-stale"); delete panel.dataset.clientStale; }
         setText(el, "updated " + ageText(age) + " ago");
       }
     });
     updateTitle(anyStale);
+  }
+
+  // An unchanged answer (204) carries no board, only what keeps the page true:
+  // X-Board-Now (the server's clock) and X-Board-Fetched, a JSON object of when
+  // each badge's data was last fetched, keyed like the badges' data-fetched-key.
+  function applyUnchanged(xhr) {
+    var serverTime = Number(xhr.getResponseHeader("X-Board-Now"));
+    if (serverTime > 0) offsetMs = serverTime * 1000 - Date.now();
+    var fetched = null;
+    try { fetched = JSON.parse(xhr.getResponseHeader("X-Board-Fetched") || "null"); } catch (e) { fetched = null; }
+    if (fetched && typeof fetched === "object") {
+      document.querySelectorAll("#board [data-fetched-key]").forEach(function (el) {
+        var at = fetched[el.dataset.fetchedKey];
+        if (el.dataset.fetchedKey && typeof at === "number" && isFinite(at)) el.dataset.fetchedAt = at.toFixed(3);
+      });
+    }
+    tick();
   }
 
   var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270", revoked: "#5b6270" };
@@ -154,6 +176,7 @@
       return;
     }
     connectionBack();
+    if (xhr.status === 204) applyUnchanged(xhr);
   });
   document.addEventListener("htmx:sendError", connectionLost);
   document.addEventListener("htmx:responseError", connectionLost);
