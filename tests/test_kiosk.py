@@ -114,6 +114,24 @@ def test_kiosk_url_parameters(store: redis.Redis, client: Client, display: tuple
     assert "weather" in text
 
 
+def test_kiosk_density_and_alert_are_read_from_the_url_and_bad_values_get_a_sentence(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    board_data.publish(board_data.board())
+    url = kiosk_url(display[1])
+    html = client.get(url).content.decode()
+    assert "density-comfortable" in html and 'data-alert="1"' not in html, "the defaults"
+    html = client.get(url, {"density": "compact", "alert": "1"}).content.decode()
+    assert "density-compact" in html and 'data-alert="1"' in html
+
+    bad = client.get(url, {"density": "huge", "alert": "loud"})
+    assert bad.status_code == 400
+    text = bad.content.decode()
+    assert "density: &#x27;huge&#x27; is not a density; use comfortable or compact." in text
+    assert "alert: &#x27;loud&#x27; is not 0 or 1" in text
+    assert f'id="wall-run-{RUN_ACTIVE}"' not in text, "no wall for a bad address"
+
+
 def test_kiosk_answers_204_when_unchanged(
     store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
 ) -> None:
@@ -175,6 +193,11 @@ def test_kiosk_link_prints_a_working_url(store: redis.Redis, client: Client, db:
         call_command("kiosk_link", "wall-1", stdout=io.StringIO())
     with pytest.raises(CommandError, match="not a theme"):
         call_command("kiosk_link", "wall-2", "--theme", "neon", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="not a density; use comfortable or compact"):
+        call_command("kiosk_link", "wall-2", "--density", "tiny", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("kiosk_link", "wall-4k", "--density", "compact", "--alert", "1", stdout=out)
+    assert urlsplit(out.getvalue().strip()).query == "density=compact&alert=1"
 
 
 def test_admin_lists_and_revokes_display_tokens(

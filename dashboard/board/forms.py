@@ -132,10 +132,15 @@ class KioskParams:
     refresh: int
     theme: str
     tz: zoneinfo.ZoneInfo
+    density: str = "comfortable"
+    alert: bool = False
 
 
 KIOSK_REFRESH_MIN = 2
 KIOSK_REFRESH_MAX = 300
+# How large the wall's type is: comfortable suits a screen read from across a room,
+# compact fits more rows on a big screen (a 4K TV at compact is still larger than 1080p).
+KIOSK_DENSITIES = ("comfortable", "compact")
 
 
 def kiosk_params_parse(query: QueryDict) -> tuple[KioskParams | None, list[str]]:
@@ -182,6 +187,29 @@ def kiosk_params_parse(query: QueryDict) -> tuple[KioskParams | None, list[str]]
         else:
             tz = found
 
+    density = query.get("density", "").strip() or KIOSK_DENSITIES[0]
+    if density not in KIOSK_DENSITIES:
+        problems.append(
+            f"density: {quoted(density, 20)} is not a density; use {' or '.join(KIOSK_DENSITIES)}."
+        )
+
+    alert = query.get("alert", "").strip() or "0"
+    if alert not in ("0", "1"):
+        problems.append(
+            f"alert: {quoted(alert, 20)} is not 0 or 1; use alert=1 to pulse (and chime for) new problems."
+        )
+
     if problems:
         return None, problems
-    return KioskParams(repos=repos, panels=panels, refresh=refresh, theme=theme, tz=tz), []
+    return (
+        KioskParams(
+            repos=repos,
+            panels=panels,
+            refresh=refresh,
+            theme=theme,
+            tz=tz,
+            density=density,
+            alert=alert == "1",
+        ),
+        [],
+    )

@@ -5,6 +5,7 @@ List and revoke display tokens in the admin (/admin/dashboard/displaytoken/)::
 
     manage.py kiosk_link lobby-tv
     manage.py kiosk_link team-a --repos acme/web,acme/api --theme light --base-url https://board.example.com
+    manage.py kiosk_link lobby-4k --density compact --alert 1
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dashboard.models import DisplayToken
 class Command(BaseCommand):
     help = (
         "Create a display token for a wall screen and print its kiosk URL (shown once). "
-        "Optional --repos, --panels, --refresh, --theme and --tz set the screen up through the URL."
+        "Optional --repos, --panels, --refresh, --theme, --tz, --density and --alert set the screen "
+        "up through the URL."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,12 +43,20 @@ class Command(BaseCommand):
         parser.add_argument("--refresh", default="", help="seconds between refreshes (2-300)")
         parser.add_argument("--theme", default="", help="dark (default) or light")
         parser.add_argument("--tz", default="", help="time zone, e.g. Europe/Paris")
+        parser.add_argument(
+            "--density", default="", help="comfortable (default) or compact: more rows on a big screen"
+        )
+        parser.add_argument("--alert", default="", help="1: new problems pulse once and chime (default 0)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = str(options["name"]).strip()
         if not name:
             raise CommandError("Give the display a name, e.g. lobby-tv.")
-        query = {k: str(options[k]) for k in ("repos", "panels", "refresh", "theme", "tz") if options[k]}
+        query = {
+            k: str(options[k])
+            for k in ("repos", "panels", "refresh", "theme", "tz", "density", "alert")
+            if options[k]
+        }
         _, problems = kiosk_params_parse(QueryDict(urlencode(query)))
         if problems:
             raise CommandError(" ".join(problems))
