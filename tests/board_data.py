@@ -132,6 +132,47 @@ def board(now: float | None = None, **overrides: Any) -> dict[str, Any]:
     return composed
 
 
+def wall_board(items: int, banners: int, now: float) -> dict[str, Any]:
+    """A busy wall: ``items`` runs (a quarter failed, one stalled), ``items`` sandboxes, and sources for banners.
+
+    ``banners`` 1 or 2: that many sources lost their token (each is a banner); the
+    third banner, a poller that stopped, is the publisher's heartbeat to set.
+    """
+    runs = [
+        run_row(
+            f"{n:08d}-1111-4111-8111-111111111111",
+            ("streaming", "pending", "failed", "streaming")[n % 4],
+            now=now,
+            repo_name=f"acme/service-{n % 7}",
+            branch_working=f"agent/fix-flaky-test-{n}",
+            tracked_at=now - 5000 + n,
+            finished_at=now - 100 - n if n % 4 == 2 else None,
+            error="pytest: 3 failed, 120 passed in tests/test_payments.py" if n % 4 == 2 else None,
+            possibly_stale=n == 5,
+        )
+        for n in range(items)
+    ]
+    boxes = [
+        sandbox_row(
+            f"{n:08d}-4444-4444-8444-444444444444", ("running", "creating", "installing")[n % 3], now=now
+        )
+        for n in range(items)
+    ]
+    sources = [source_row(now=now)]
+    # The banners: a source that lost its token, another one, then a poller that stopped.
+    for n in range(min(banners, 2)):
+        sources.append(
+            source_row(
+                f"team-{n}",
+                now=now,
+                state="unauthorized",
+                message="Mogplex rejected the token (401): it was revoked or mistyped; "
+                "set a new one in MOGPLEX_TOKENS and restart the board.",
+            )
+        )
+    return board(now, runs=runs, sandboxes=boxes, sources=sources)
+
+
 def publish(composed: dict[str, Any], *, heartbeat: float | None = None) -> str:
     """Write a composed board (with its fetch times, as the poller does) and the poller heartbeat; its version."""
     version = compose.board_publish(composed)

@@ -102,7 +102,7 @@ def test_kiosk_url_parameters(store: redis.Redis, client: Client, display: tuple
     )
     html = light.content.decode()
     assert "theme-light" in html
-    assert 'hx-trigger="every 10s"' in html
+    assert 'hx-trigger="every 10s, board:refresh"' in html
     assert "Needs attention" not in html and "Sandboxes up" not in html
     assert f'id="wall-run-{RUN_ACTIVE}"' in html
 
@@ -130,6 +130,26 @@ def test_kiosk_density_and_alert_are_read_from_the_url_and_bad_values_get_a_sent
     assert "density: &#x27;huge&#x27; is not a density; use comfortable or compact." in text
     assert "alert: &#x27;loud&#x27; is not 0 or 1" in text
     assert f'id="wall-run-{RUN_ACTIVE}"' not in text, "no wall for a bad address"
+
+
+def test_kiosk_sends_each_panel_a_bounded_number_of_rows_and_counts_the_rest(
+    store: redis.Redis, client: Client, display: tuple[DisplayToken, str]
+) -> None:
+    from dashboard.board.views import KIOSK_ROWS_SENT
+
+    now = time.time()
+    runs = [
+        board_data.run_row(f"{n:08d}-1111-4111-8111-111111111111", "streaming", now=now, tracked_at=now - n)
+        for n in range(KIOSK_ROWS_SENT + 40)
+    ]
+    board_data.publish(board_data.board(now, runs=runs))
+    html = client.get(kiosk_url(display[1])).content.decode()
+    runs_panel = html[html.index('id="wall-runs"') : html.index('id="wall-sandboxes"')]
+    assert runs_panel.count('class="wall-row wall-row-4"') == KIOSK_ROWS_SENT
+    assert f'data-total="{KIOSK_ROWS_SENT + 40}"' in runs_panel
+    assert re.search(
+        r"<p class=\"more\" data-fit-more>\+ <span data-fit-count>40</span> more running</p>", runs_panel
+    )
 
 
 def test_kiosk_answers_204_when_unchanged(

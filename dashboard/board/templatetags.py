@@ -128,9 +128,8 @@ def reltime(context: template.Context, value: Any, suffix: str = " ago") -> Safe
 
 @register.simple_tag(takes_context=True)
 def age_since(context: template.Context, value: Any) -> SafeString | str:
-    """How long since ``value`` (an upstream ISO time or epoch), for "running for"."""
-    epoch = to_epoch(value)
-    return "—" if epoch is None else _age(context, epoch)
+    """How long since ``value`` (an upstream ISO time or epoch), for "running for"; it ticks like ``reltime``."""
+    return reltime(context, value, suffix="")
 
 
 def _moment(epoch: float, zone: zoneinfo.ZoneInfo) -> datetime | None:
@@ -208,6 +207,27 @@ def clock(context: template.Context, value: Any) -> str:
     epoch = to_epoch(value)
     moment = None if epoch is None else _moment(epoch, _zone(context))
     return "—" if moment is None else moment.strftime("%H:%M:%S")
+
+
+@register.simple_tag(takes_context=True)
+def wall_clock(context: template.Context, value: Any) -> SafeString | str:
+    """The time of day at ``value`` in the viewer's zone, as a clock the page script keeps running.
+
+    ``data-tz`` is the zone's name for the browser's own zone rules; ``data-utc-offset``
+    (seconds east of UTC at ``value``) is the fallback where the browser does not know the zone.
+    """
+    epoch = to_epoch(value)
+    zone = _zone(context)
+    moment = None if epoch is None else _moment(epoch, zone)
+    if moment is None:
+        return "—"
+    offset = moment.utcoffset()
+    return format_html(
+        '<time class="clock" data-clock data-tz="{}" data-utc-offset="{}">{}</time>',
+        zone.key,
+        int(offset.total_seconds()) if offset is not None else 0,
+        moment.strftime("%H:%M:%S"),
+    )
 
 
 @register.filter

@@ -387,7 +387,10 @@ def board_json(request: HttpRequest) -> HttpResponse:
     return _board_headers(JsonResponse(payload))
 
 
-KIOSK_ROWS = {"attention": 4, "runs": 11, "sandboxes": 7, "sources": 3}
+# The most rows a kiosk panel is sent. The page shows those that fit its screen
+# whole and says "+N more" for the rest (board.js); this only bounds the markup,
+# and is more than the densest layout fits on a 4K or a portrait screen.
+KIOSK_ROWS_SENT = 80
 
 
 @require_GET
@@ -445,7 +448,7 @@ def _without_version(request: HttpRequest) -> str:
 
 
 def _kiosk_rows(state: selectors.BoardState, params: KioskParams) -> dict[str, Any]:
-    """The rows each panel has room for, and how many were left out."""
+    """The rows sent for each panel (at most ``KIOSK_ROWS_SENT``), how many were not sent, and the total."""
     attention_ids = {r.get("run_id") for r in state.attention}
     # The attention lane is pinned; the runs panel shows the other live runs.
     runs = [r for r in state.active_runs if r.get("run_id") not in attention_ids]
@@ -455,8 +458,8 @@ def _kiosk_rows(state: selectors.BoardState, params: KioskParams) -> dict[str, A
     lists = {"attention": state.attention, "runs": runs, "sandboxes": up, "sources": state.sources}
     return {
         name: {
-            "shown": items[: KIOSK_ROWS[name]],
-            "hidden": max(0, len(items) - KIOSK_ROWS[name]),
+            "shown": items[:KIOSK_ROWS_SENT],
+            "hidden": max(0, len(items) - KIOSK_ROWS_SENT),
             "total": len(items),
         }
         for name, items in lists.items()

@@ -1,6 +1,13 @@
-/* Mogplex board page script: ages that advance, client-side STALE, connection
-   banner, reload on a new app version, changed-row highlight, title and favicon.
-   Plain JS, no framework; no upstream data is ever evaluated. */
+/* Mogplex board page script: ages and the wall clock that advance on the server's
+   clock, freshness from unchanged answers, client-side STALE, the connection
+   banner, reload on a new app version, changed-row highlight, title and favicon,
+   and on the wall: rows fitted to the screen and the optional alert.
+   Plain JS, no framework; no upstream data is ever evaluated.
+
+   Two entry points keep the page true, whatever brought the news:
+   boardReplaced() after new board markup is in place (an htmx swap today; a
+   pushed stream could call the same), and boardConfirmed(header) when the
+   server says the page is current (a 204), with that answer's headers. */
 (function () {
   "use strict";
   var body = document.body;
@@ -9,15 +16,19 @@
   var lastGood = new Date();
   var flashState = {};
   var sigsBefore = null;
-  window.boardPage = { loadedAt: Date.now(), swaps: 0 };
+  var laneBefore = null;
+  window.boardPage = { loadedAt: Date.now(), swaps: 0, fits: 0 };
 
   function board() { return document.getElementById("board"); }
   function serverNow() { return (Date.now() + offsetMs) / 1000; }
+  function setText(el, text) { if (el && el.textContent !== text) el.textContent = text; }
 
   function syncClock() {
     var el = board();
     if (el && el.dataset.serverTime) offsetMs = Number(el.dataset.serverTime) * 1000 - Date.now();
   }
+
+  // --- ages and the clock ------------------------------------------------------
 
   function ageText(s) {
     s = Math.max(0, Math.floor(s));
@@ -27,7 +38,29 @@
     return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
   }
 
-  function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+  var clockFormats = {};
+  function clockFormat(zone) {
+    if (!(zone in clockFormats)) {
+      try {
+        clockFormats[zone] = new Intl.DateTimeFormat("en-GB", {
+          timeZone: zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
+        });
+      } catch (e) {
+        clockFormats[zone] = null; // a zone this browser does not know: use the server's offset
+      }
+    }
+    return clockFormats[zone];
+  }
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+
+  function clockText(el, now) {
+    var format = el.dataset.tz ? clockFormat(el.dataset.tz) : null;
+    if (format) return format.format(new Date(now * 1000));
+    var s = Math.floor(now + Number(el.dataset.utcOffset || 0));
+    s = ((s % 86400) + 86400) % 86400;
+    return two(Math.floor(s / 3600)) + ":" + two(Math.floor(s / 60) % 60) + ":" + two(s % 60);
+  }
 
   function grace() {
     var el = board();
@@ -40,6 +73,7 @@
     document.querySelectorAll("time.tick[data-epoch]").forEach(function (el) {
       setText(el, ageText(now - Number(el.dataset.epoch)) + (el.dataset.suffix || ""));
     });
+    document.querySelectorAll("time[data-clock]").forEach(function (el) { setText(el, clockText(el, now)); });
     var anyStale = false;
     document.querySelectorAll(".fresh[data-fetched-at]").forEach(function (el) {
       if (!el.dataset.fetchedAt) { anyStale = true; return; }
@@ -63,22 +97,7 @@
     updateTitle(anyStale);
   }
 
-  // An unchanged answer (204) carries no board, only what keeps the page true:
-  // X-Board-Now (the server's clock) and X-Board-Fetched, a JSON object of when
-  // each badge's data was last fetched, keyed like the badges' data-fetched-key.
-  function applyUnchanged(xhr) {
-    var serverTime = Number(xhr.getResponseHeader("X-Board-Now"));
-    if (serverTime > 0) offsetMs = serverTime * 1000 - Date.now();
-    var fetched = null;
-    try { fetched = JSON.parse(xhr.getResponseHeader("X-Board-Fetched") || "null"); } catch (e) { fetched = null; }
-    if (fetched && typeof fetched === "object") {
-      document.querySelectorAll("#board [data-fetched-key]").forEach(function (el) {
-        var at = fetched[el.dataset.fetchedKey];
-        if (el.dataset.fetchedKey && typeof at === "number" && isFinite(at)) el.dataset.fetchedAt = at.toFixed(3);
-      });
-    }
-    tick();
-  }
+  // --- title and favicon ---------------------------------------------------------
 
   var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270", revoked: "#5b6270" };
   var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", stale: "⚠ STALE", lost: "⚠ Connection lost", cache: "⚠ Cache unavailable", revoked: "⚠ Display link revoked" };
@@ -101,6 +120,8 @@
     if (link) link.href = "data:image/svg+xml," + encodeURIComponent(svg);
   }
 
+  // --- changed rows ------------------------------------------------------------------
+
   function sigs() {
     var out = {};
     document.querySelectorAll("#board [data-sig][id]").forEach(function (el) { out[el.id] = el.dataset.sig; });
@@ -118,11 +139,103 @@
     sigsBefore = null;
   }
 
+  // --- the wall: rows fitted to the screen --------------------------------------------
+  //
+  // Each panel's list (ul[data-fit], data-total = how many rows the panel has) is
+  // sent up to a generous number of rows. Rows that do not fit whole are hidden and
+  // the panel's [data-fit-more] line says how many are not shown. Lists are fitted
+  // in page order, twice: a list that shrinks (the lane, the sources) gives room
+  // to one fitted before it.
+
+  function fitList(list) {
+    var rows = Array.prototype.filter.call(list.children, function (el) { return el.tagName === "LI"; });
+    var panel = list.parentElement;
+    var more = panel.querySelector(":scope > [data-fit-more]");
+    var total = Number(list.dataset.total || rows.length);
+    rows.forEach(function (row) { if (row.hidden) row.hidden = false; });
+    if (more) more.hidden = true;
+    if (total <= rows.length && list.scrollHeight <= list.clientHeight + 1) return;
+    if (more) more.hidden = false;
+    var bottom = list.getBoundingClientRect().bottom + 0.5;
+    var shown = 0;
+    rows.forEach(function (row, n) {
+      if (shown === n && row.getBoundingClientRect().bottom <= bottom) shown += 1;
+      else row.hidden = true;
+    });
+    if (more) {
+      setText(more.querySelector("[data-fit-count]"), String(total - shown));
+      more.hidden = total - shown <= 0;
+    }
+  }
+
+  function fitBoard() {
+    var lists = document.querySelectorAll("#board ul[data-fit]");
+    if (!lists.length) return;
+    for (var pass = 0; pass < 2; pass++) lists.forEach(fitList);
+    window.boardPage.fits += 1;
+  }
+
+  // --- the wall: ?alert=1 -----------------------------------------------------------------
+  //
+  // An item new to the attention lane pulses once (not under prefers-reduced-motion,
+  // see board.css) and a short chime plays where the browser lets a page make sound
+  // without a click (a kiosk browser is usually started so).
+
+  var alerting = body.dataset.alert === "1";
+  var audio = null;
+
+  function laneIds() {
+    var out = {};
+    document.querySelectorAll("#board .lane-attention [data-fit] > li[id]").forEach(function (el) { out[el.id] = true; });
+    return out;
+  }
+
+  function chime() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    try {
+      audio = audio || new Context();
+      if (audio.state === "suspended") audio.resume();
+      if (audio.state !== "running") return;
+      var start = audio.currentTime;
+      [660, 880].forEach(function (pitch, n) {
+        var tone = audio.createOscillator();
+        var level = audio.createGain();
+        tone.frequency.value = pitch;
+        level.gain.setValueAtTime(0.0001, start + n * 0.18);
+        level.gain.exponentialRampToValueAtTime(0.25, start + n * 0.18 + 0.02);
+        level.gain.exponentialRampToValueAtTime(0.0001, start + n * 0.18 + 0.4);
+        tone.connect(level).connect(audio.destination);
+        tone.start(start + n * 0.18);
+        tone.stop(start + n * 0.18 + 0.45);
+      });
+      window.boardPage.chimes = (window.boardPage.chimes || 0) + 1;
+    } catch (e) {
+      audio = null; // no sound here; the pulse still shows
+    }
+  }
+
+  // The class stays until the next swap replaces the row's markup; the pulse runs once.
+  function alertNew() {
+    if (!alerting || !laneBefore) return;
+    var fresh = [];
+    document.querySelectorAll("#board .lane-attention [data-fit] > li[id]").forEach(function (el) {
+      if (laneBefore[el.id]) return;
+      fresh.push(el.id);
+      el.classList.add("alert-new");
+    });
+    window.boardPage.alerted = fresh;
+    if (fresh.length) chime();
+  }
+
+  // --- the connection banner ------------------------------------------------------------
+  //
   // The server answers a poll it cannot serve because Redis is down with 503,
   // X-Board-Problem: cache and one sentence; htmx swaps nothing, so the page
   // keeps its last board and the banner says why (as text, never as HTML).
   // A revoked display link (410, X-Board-Problem: revoked) is final: the board
   // is hidden behind the server's sentence and the page stops polling.
+
   var revoked = false;
 
   function connectionLost(evt) {
@@ -134,10 +247,10 @@
     if (problem === "revoked") {
       revoked = true;
       body.classList.add("display-revoked");
-      if (why) setText(why, said || "This display link was revoked; ask an operator for a new one.");
+      setText(why, said || "This display link was revoked; ask an operator for a new one.");
       banner.dataset.problem = "revoked";
     } else {
-      if (why) setText(why, problem ? said || "Cache unavailable" : "Connection lost");
+      setText(why, problem ? said || "Cache unavailable" : "Connection lost");
       banner.dataset.problem = problem ? "cache" : "lost";
     }
     setText(banner.querySelector(".since"), lastGood.toTimeString().slice(0, 8));
@@ -152,21 +265,52 @@
     if (!banner.hidden) { banner.hidden = true; updateTitle(false); }
   }
 
+  // --- keeping the page true --------------------------------------------------------------
+
+  function boardReplacing() {
+    sigsBefore = sigs();
+    laneBefore = laneIds();
+  }
+
+  function boardReplaced() {
+    window.boardPage.swaps += 1;
+    syncClock();
+    fitBoard();
+    flashChanged();
+    alertNew();
+    shownState = null;
+    tick();
+  }
+
+  // X-Board-Now is the server's clock; X-Board-Fetched a JSON object of when each
+  // badge's data was last fetched, keyed like the badges' data-fetched-key.
+  function boardConfirmed(header) {
+    var serverTime = Number(header("X-Board-Now"));
+    if (serverTime > 0) offsetMs = serverTime * 1000 - Date.now();
+    var fetched = null;
+    try { fetched = JSON.parse(header("X-Board-Fetched") || "null"); } catch (e) { fetched = null; }
+    if (fetched && typeof fetched === "object") {
+      document.querySelectorAll("#board [data-fetched-key]").forEach(function (el) {
+        var at = fetched[el.dataset.fetchedKey];
+        if (el.dataset.fetchedKey && typeof at === "number" && isFinite(at)) el.dataset.fetchedAt = at.toFixed(3);
+      });
+    }
+    tick();
+  }
+
+  window.boardPage.boardReplacing = boardReplacing;
+  window.boardPage.boardReplaced = boardReplaced;
+  window.boardPage.boardConfirmed = boardConfirmed;
+
+  function isBoard(evt) { return evt.detail.target && evt.detail.target.id === "board"; }
+
   document.addEventListener("htmx:beforeRequest", function (evt) {
     if (revoked) evt.preventDefault();
   });
-  document.addEventListener("htmx:beforeSwap", function (evt) {
-    if (evt.detail.target && evt.detail.target.id === "board") sigsBefore = sigs();
-  });
-  document.addEventListener("htmx:afterSettle", function (evt) {
-    if (evt.detail.target && evt.detail.target.id === "board") {
-      window.boardPage.swaps += 1;
-      syncClock();
-      flashChanged();
-      shownState = null;
-      tick();
-    }
-  });
+  document.addEventListener("htmx:beforeSwap", function (evt) { if (isBoard(evt)) boardReplacing(); });
+  // Fitted as soon as the new markup is in (before the browser paints it), and again once settled.
+  document.addEventListener("htmx:afterSwap", function (evt) { if (isBoard(evt)) fitBoard(); });
+  document.addEventListener("htmx:afterSettle", function (evt) { if (isBoard(evt)) boardReplaced(); });
   document.addEventListener("htmx:afterRequest", function (evt) {
     var xhr = evt.detail.xhr;
     if (!evt.detail.successful || !xhr || xhr.status === 0) return;
@@ -176,13 +320,22 @@
       return;
     }
     connectionBack();
-    if (xhr.status === 204) applyUnchanged(xhr);
+    if (xhr.status === 204) boardConfirmed(function (name) { return xhr.getResponseHeader(name); });
   });
   document.addEventListener("htmx:sendError", connectionLost);
   document.addEventListener("htmx:responseError", connectionLost);
   document.addEventListener("htmx:timeout", connectionLost);
 
+  // The screen's size, the banners above the wall and the type all change the room there is.
+  var poll = document.getElementById("board-poll");
+  if (window.ResizeObserver && poll) {
+    new ResizeObserver(fitBoard).observe(poll);
+  } else {
+    window.addEventListener("resize", fitBoard);
+  }
+
   syncClock();
+  fitBoard();
   tick();
   setInterval(tick, 1000);
 })();

@@ -124,28 +124,6 @@ def test_kiosk_without_login_and_says_so_when_revoked(
 SCREENS = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 
 
-def _busy_board(now: float) -> dict[str, Any]:
-    runs = [
-        board_data.run_row(
-            f"{n:08d}-1111-4111-8111-111111111111",
-            ("streaming", "pending", "failed", "success")[n % 4],
-            now=now,
-            repo_name=f"acme/service-{n % 5}",
-            tracked_at=now - 1000 + n,
-            error="pytest: 3 failed, 120 passed" if n % 4 == 2 else None,
-            possibly_stale=n == 5,
-        )
-        for n in range(24)
-    ]
-    boxes = [
-        board_data.sandbox_row(
-            f"{n:08d}-4444-4444-8444-444444444444", ("running", "creating", "error")[n % 3], now=now
-        )
-        for n in range(12)
-    ]
-    return board_data.board(now, runs=runs, sandboxes=boxes)
-
-
 @pytest.mark.parametrize("screen", SCREENS)
 def test_screenshots_and_the_kiosk_fits_the_screen(
     chromium: Any, board_server: str, transactional_db: None, screen: str
@@ -155,7 +133,7 @@ def test_screenshots_and_the_kiosk_fits_the_screen(
     width, height = SCREENS[screen]
     out = Path("artifacts/screenshots")
     out.mkdir(parents=True, exist_ok=True)
-    board_data.publish(_busy_board(time.time()))
+    board_data.publish(board_data.wall_board(24, 0, time.time()))
     User.objects.create_user("shots", password="correct horse battery")
     _, raw = DisplayToken.issue(f"wall-{screen}")
     context = chromium.new_context(viewport={"width": width, "height": height})
