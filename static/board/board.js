@@ -154,7 +154,9 @@
     var total = Number(list.dataset.total || rows.length);
     rows.forEach(function (row) { if (row.hidden) row.hidden = false; });
     if (more) more.hidden = true;
-    if (total <= rows.length && list.scrollHeight <= list.clientHeight + 1) return;
+    // Measured in fractional pixels: scrollHeight is rounded, and a row a pixel over is cut.
+    var last = rows[rows.length - 1];
+    if (total <= rows.length && (!last || last.getBoundingClientRect().bottom <= list.getBoundingClientRect().bottom + 0.5)) return;
     if (more) more.hidden = false;
     var bottom = list.getBoundingClientRect().bottom + 0.5;
     var shown = 0;

@@ -61,8 +61,10 @@ LAYOUT_PROBLEMS = """
     const panel = list.closest('.panel');
     const box = list.getBoundingClientRect();
     const rows = [...list.children].filter((li) => !li.hidden);
+    const line = Math.min(...rows.map((row) => row.getBoundingClientRect().height));
     for (const row of rows) {
       if (!inside(row.getBoundingClientRect(), box)) problems.push(`a row of #${panel.id} is cut`);
+      if (row.getBoundingClientRect().height > line * 1.5) problems.push(`a row of #${panel.id} takes two lines`);
     }
     const total = Number(list.dataset.total);
     const more = panel.querySelector('[data-fit-more]');
