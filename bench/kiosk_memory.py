@@ -44,6 +44,7 @@ def main() -> None:
     with Stack("kiosk") as stack:
         from dashboard import snapshots
         from dashboard.models import DisplayToken
+        from dashboard.polling.compose import board_publish
 
         stop = threading.Event()
         writes = [0]
@@ -52,7 +53,7 @@ def main() -> None:
             while not stop.is_set():
                 now = time.time()
                 writes[0] += 1
-                snapshots.board_write(synthetic_board(args.runs, args.sandboxes, now=now, seq=writes[0]))
+                board_publish(synthetic_board(args.runs, args.sandboxes, now=now, seq=writes[0]))
                 snapshots.heartbeat_write(now)
                 stop.wait(1.0)
 

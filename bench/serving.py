@@ -15,7 +15,7 @@ the server with ``wrk`` (a Lua script sets the session cookie and
    in turn, one request at a time; target: p50 <= 20 ms. Twice: with one run
    changed per board (what a viewer sees as runs progress; the other rows
    come from the row cache) and with every run changed (the worst case, every
-   row rendered).
+   row rendered). And the wall's poll (the kiosk, up to 80 rows a panel) with one run changed.
 
     .venv/bin/python bench/serving.py [--seconds 10] [--rounds 3]
 """
@@ -78,8 +78,10 @@ def main() -> None:
 
     with Stack("serving") as stack:
         from dashboard import snapshots
+        from dashboard.polling.compose import board_publish
 
-        snapshots.board_write(synthetic_board(args.runs, args.sandboxes, now=time.time()))
+        # As the poller writes it: with the fetch times an unchanged poll answers with.
+        board_publish(synthetic_board(args.runs, args.sandboxes, now=time.time()))
         stop = threading.Event()
 
         def heartbeat() -> None:
@@ -128,9 +130,17 @@ def main() -> None:
                         f"{result['p99']:>7.2f} {result['bad']:>4}",
                         flush=True,
                     )
+            from dashboard.models import DisplayToken
+
+            _, display = DisplayToken.issue("serving-bench")
+            kiosk = f"/kiosk/{display}/"
             changed_runs: dict[str, dict[str, float]] = {}
-            for name, every_row in (("one run changed", False), ("every run changed", True)):
-                changed_runs[name] = changed_polls(stack, cookies, args, every_row=every_row)
+            for name, every_row, path in (
+                ("one run changed", False, "/"),
+                ("every run changed", True, "/"),
+                ("kiosk, one changed", False, kiosk),
+            ):
+                changed_runs[name] = changed_polls(stack, cookies, args, every_row=every_row, path=path)
                 result = changed_runs[name]
                 print(
                     f"{'':>5} {name:<22} {'':>8} {result['p50']:>7.2f} {result['p99']:>7.2f} "
@@ -158,19 +168,19 @@ def main() -> None:
 
 
 def changed_polls(
-    stack: Stack, cookies: dict[str, str], args: argparse.Namespace, *, every_row: bool
+    stack: Stack, cookies: dict[str, str], args: argparse.Namespace, *, every_row: bool, path: str = "/"
 ) -> dict[str, float]:
-    """Write a new board, then poll with the old version; ``args.changes`` times. Latency in ms."""
-    from dashboard import snapshots
+    """Write a new board, then poll ``path`` with the old version; ``args.changes`` times. Latency in ms."""
+    from dashboard.polling.compose import board_publish
 
     latencies: list[float] = []
     bad = 0
     with httpx.Client(base_url=stack.web_url, cookies=cookies, timeout=10) as client:
         for seq in range(1, args.changes + 1):
             board = synthetic_board(args.runs, args.sandboxes, now=time.time(), seq=seq, every_row=every_row)
-            snapshots.board_write(board)
+            board_publish(board)
             started = time.perf_counter()
-            response = client.get("/", params={"v": "old"}, headers={"HX-Request": "true"})
+            response = client.get(path, params={"v": "old"}, headers={"HX-Request": "true"})
             latencies.append((time.perf_counter() - started) * 1000)
             bad += response.status_code != 200 or f"(step {seq})" not in response.text
     latencies.sort()
