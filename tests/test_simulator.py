@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,8 @@ from dashboard.demo import new_pat
 from dashboard.simulator.control import SimulatorControl
 from tests.waiting import wait_for
 
-ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
+# Postgres text output: 0 to 6 fraction digits (trailing zeros dropped), +00:00 or Z.
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|\+00:00)$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 RUN_FIELDS = {
     "runId",
@@ -89,7 +91,7 @@ def auth(token: str) -> dict[str, str]:
 
 def data(response: httpx.Response) -> Any:
     body = response.json()
-    assert response.status_code in (200, 201), body
+    assert response.status_code in (200, 202), body
     assert set(body) == {"ok", "data"}
     assert body["ok"] is True
     return body["data"]
@@ -124,6 +126,9 @@ def test_repos_are_an_envelope_sorted_by_full_name(api: httpx.Client, tokens: To
     for repo in repos:
         assert set(repo) == {"id", "full_name", "installation_id", "default_branch", "root_directory"}
         assert UUID.match(repo["id"])
+    # A repo synced through OAuth, outside the GitHub App, has no installation id.
+    assert [r["full_name"] for r in repos if r["installation_id"] is None] == ["acme/docs"]
+    assert all(isinstance(r["installation_id"], int) for r in repos if r["full_name"] != "acme/docs")
 
 
 def test_repo_filters_id_wins_over_q_and_a_bad_id_lists_nothing(
@@ -292,7 +297,7 @@ def test_run_detail_shape(api: httpx.Client, tokens: Tokens, sim: SimulatorContr
     assert run["rootDirectory"] == "apps/web"
     assert run["eventsUrl"] == f"/api/v1/mogplex/runs/{run['runId']}/events"
     assert run["cancelUrl"] == f"/api/v1/mogplex/runs/{run['runId']}/cancel"
-    assert ISO_MS.match(run["createdAt"]) and ISO_MS.match(run["updatedAt"])
+    assert STAMP.match(run["createdAt"]) and STAMP.match(run["updatedAt"])
     assert run["runtime"]["provider"] == "trigger"
 
 
@@ -305,9 +310,10 @@ def test_events_are_oldest_first_default_100_capped_at_200(
     default = events(api, tokens.reader, run_id)
     most = events(api, tokens.reader, run_id, limit=500)
 
-    assert [e["message"] for e in default] == [f"log {n}" for n in range(1, 101)]
-    assert [e["message"] for e in most] == [f"log {n}" for n in range(1, 201)]
-    stamps = [e["createdAt"] for e in most]
+    accepted = "External Mogplex run accepted"
+    assert [e["message"] for e in default] == [accepted] + [f"log {n}" for n in range(1, 100)]
+    assert [e["message"] for e in most] == [accepted] + [f"log {n}" for n in range(1, 200)]
+    stamps = [datetime.fromisoformat(e["createdAt"]) for e in most]
     assert stamps == sorted(stamps)
     response = api.get(f"/runs/{run_id}/events", headers=auth(tokens.reader))
     assert data(response)["run"]["runId"] == run_id
@@ -352,15 +358,15 @@ def test_repeated_limit_takes_the_first_and_unknown_params_are_ignored(
         headers=auth(tokens.reader),
     )
 
-    assert [e["message"] for e in data(response)["events"]] == [f"log {n}" for n in range(1, 6)]
+    assert [e["message"] for e in data(response)["events"]][1:] == [f"log {n}" for n in range(1, 5)]
 
 
-def test_a_run_emits_its_events_and_delivers_a_pull_request(
+def test_a_run_emits_mogplex_events_in_order_and_delivers_a_pull_request(
     api: httpx.Client, tokens: Tokens, sim: SimulatorControl
 ) -> None:
     run_id = sim.create_run("alice", repo_id=alice_repo(sim, "acme/api"), create_branch=True)["runId"]
     before = sim.status_changes()
-    first_update = data(api.get(f"/runs/{run_id}", headers=auth(tokens.reader)))["run"]["updatedAt"]
+    pending = data(api.get(f"/runs/{run_id}/events", headers=auth(tokens.reader)))
 
     sim.set_run_status(run_id, "streaming")
     sim.add_events(run_id, 1, type="tool_started", tool_name="read_file", payload={"path": "README.md"})
@@ -369,29 +375,44 @@ def test_a_run_emits_its_events_and_delivers_a_pull_request(
 
     feed = data(api.get(f"/runs/{run_id}/events", headers=auth(tokens.reader)))
     run, evs = feed["run"], feed["events"]
-    assert run["status"] == "success"
-    assert run["updatedAt"] > first_update
-    assert UUID.match(run["sandboxRecordId"]) and run["sandboxId"].startswith("sbx_")
-    types = [e["type"] for e in evs]
-    assert types == [
-        "status_changed",
-        "started",
-        "tool_started",
-        "tool_finished",
-        "log",
-        "status_changed",
-        "finished",
+    # A real run has its first event while still pending.
+    assert pending["run"]["status"] == "pending"
+    assert [(e["type"], e["message"]) for e in pending["events"]] == [
+        ("started", "External Mogplex run accepted")
     ]
-    assert evs[0]["payload"] == {"from": "pending", "to": "streaming"}
-    assert evs[2]["toolName"] == "read_file"
-    delivery = evs[4]
-    assert delivery["message"] == "Pull request ready"
+    working = run["branch"]["working"]
+    assert pending["events"][0]["payload"] == {
+        "external_run_id": run_id,
+        "harness_id": "codex",
+        "working_branch": working,
+    }
+    assert run["status"] == "success"
+    assert datetime.fromisoformat(run["updatedAt"]) > datetime.fromisoformat(pending["run"]["updatedAt"])
+    assert UUID.match(run["sandboxRecordId"]) and run["sandboxId"].startswith("sbx_")
+    assert [(e["type"], e["message"]) for e in evs] == [
+        ("started", "External Mogplex run accepted"),
+        ("started", "Harness run started: codex"),
+        ("log", f"Synchronized {working}"),
+        ("log", "Installed @openai/codex"),
+        ("status_changed", "Harness run streaming"),
+        ("tool_started", "tool_started 1"),
+        ("tool_finished", "tool_finished 1"),
+        ("log", "Pull request ready"),
+        ("finished", "Harness run finished"),
+    ]
+    assert evs[1]["payload"] == {"harness_id": "codex", "ai_billing_source": "[redacted]"}
+    assert evs[2]["payload"]["stage"] == "git_sync" and evs[3]["payload"]["stage"] == "install"
+    assert evs[4]["payload"]["from"] == "pending" and evs[4]["payload"]["to"] == "streaming"
+    assert evs[5]["toolName"] == "read_file"
+    delivery = evs[7]
     assert delivery["payload"]["stage"] == "git_delivery"
     assert delivery["payload"]["changed"] is True
     assert re.match(r"^https://github\.com/acme/api/pull/\d+$", delivery["payload"]["pull_request_url"])
     assert delivery["payload"]["base_branch"] == "main"
     assert re.match(r"^mogplex/external/[0-9a-f]{8}-[0-9a-f]{8}$", delivery["payload"]["working_branch"])
-    assert evs[1]["payload"]["ai_billing_source"] == "[redacted]"
+    assert isinstance(delivery["payload"]["auto_committed_files"], list)
+    assert evs[8]["payload"] == {"exit_code": 0, "failure_code": None}
+    assert all(STAMP.match(e["createdAt"]) for e in evs)
 
     changes = [(c["run_id"], c["status"]) for c in sim.status_changes()]
     assert changes == [(run_id, "pending"), (run_id, "streaming"), (run_id, "success")]
@@ -412,18 +433,81 @@ def test_a_run_without_changes_says_so(api: httpx.Client, tokens: Tokens, sim: S
     assert delivery["payload"]["pull_request_url"] is None
 
 
-def test_failed_and_cancelled_runs(api: httpx.Client, tokens: Tokens, sim: SimulatorControl) -> None:
+@pytest.mark.parametrize(
+    ("harness", "failure_code", "exit_code", "error"),
+    [
+        (
+            "codex",
+            "model_access_denied",
+            1,
+            "OpenAI accepted the API key, but the model selected by Codex is unavailable for this account. "
+            "Check model access with OpenAI, then try again.",
+        ),
+        ("claude-code", "rate_limited", 1, "Anthropic rate-limited this run. Wait a moment, then try again."),
+        ("codex", "command_failed", 2, "Agent run exited with code 2."),
+    ],
+)
+def test_a_failed_run_carries_mogplexs_failure_code_and_sentence(
+    api: httpx.Client,
+    tokens: Tokens,
+    sim: SimulatorControl,
+    harness: str,
+    failure_code: str,
+    exit_code: int,
+    error: str,
+) -> None:
+    run_id = sim.create_run("alice", harness=harness)["runId"]
+    sim.set_run_status(run_id, "streaming")
+
+    sim.set_run_status(run_id, "failed", failure_code=failure_code, exit_code=exit_code)
+
+    feed = data(api.get(f"/runs/{run_id}/events", headers=auth(tokens.reader)))
+    assert feed["run"]["status"] == "failed"
+    assert feed["run"]["error"] == error
+    last = feed["events"][-1]
+    assert (last["type"], last["message"]) == ("failed", "Harness run failed")
+    assert last["payload"] == {"exit_code": exit_code, "failure_code": failure_code}
+
+
+def test_failed_outside_the_harness_and_cancelled_runs(
+    api: httpx.Client, tokens: Tokens, sim: SimulatorControl
+) -> None:
     failed = sim.create_run("alice")["runId"]
+    default = sim.create_run("alice")["runId"]
     cancelled = sim.create_run("alice")["runId"]
 
     sim.set_run_status(failed, "streaming")
-    sim.set_run_status(failed, "failed", error="Tests failed")
+    sim.set_run_status(failed, "failed", error="Sandbox failed to start")
+    sim.set_run_status(default, "failed")
     sim.set_run_status(cancelled, "cancelled")
 
     failed_feed = data(api.get(f"/runs/{failed}/events", headers=auth(tokens.reader)))
-    assert failed_feed["run"]["error"] == "Tests failed"
-    assert failed_feed["events"][-1]["type"] == "failed"
-    assert [e["type"] for e in events(api, tokens.reader, cancelled)] == ["status_changed", "cancelled"]
+    assert failed_feed["run"]["error"] == "Sandbox failed to start"
+    assert failed_feed["events"][-1]["message"] == "Harness stream failed"
+    assert failed_feed["events"][-1]["payload"]["error"] == "Sandbox failed to start"
+    assert events(api, tokens.reader, default)[-1]["payload"] == {"exit_code": 1, "failure_code": "command_failed"}
+    assert [e["type"] for e in events(api, tokens.reader, cancelled)] == ["started", "cancelled"]
+    with pytest.raises(httpx.HTTPStatusError):
+        sim.set_run_status(cancelled, "failed", failure_code="out_of_memory")
+
+
+def test_a_pending_run_reuses_an_active_sandbox_on_its_branch(
+    api: httpx.Client, tokens: Tokens, sim: SimulatorControl
+) -> None:
+    web = alice_repo(sim)
+    sandbox = sim.create_sandbox("alice", repo_id=web, status="running")
+    sim.create_sandbox("alice", repo_id=web, status="paused")
+
+    reusing = sim.create_run("alice", repo_id=web)
+    fresh = sim.create_run("alice", repo_id=web, create_branch=True)
+
+    run = data(api.get(f"/runs/{reusing['runId']}", headers=auth(tokens.reader)))["run"]
+    assert run["status"] == "pending"
+    assert run["sandboxRecordId"] == sandbox["id"]
+    assert run["sandboxId"] == sandbox["sandbox_id"]
+    assert fresh["sandboxRecordId"] is None
+    sim.set_run_status(reusing["runId"], "streaming")
+    assert len(data(api.get("/sandboxes", headers=auth(tokens.reader)))["sandboxes"]) == 2
 
 
 def test_streaming_run_shows_a_pending_sandbox_id_until_the_sandbox_is_up(
@@ -500,6 +584,7 @@ def test_omitted_fields_are_left_out_until_restored(
 
 def test_event_payloads_are_cleaned_on_read(api: httpx.Client, tokens: Tokens, sim: SimulatorControl) -> None:
     github = "gh" + "p_" + "A1b2C3d4" * 4
+    nested_env = {"env": {"K": "v"}, "ok": 2}
     payload = {
         "env": {"PATH": "/bin"},
         "GITHUB_TOKEN": "x",
@@ -511,13 +596,20 @@ def test_event_payloads_are_cleaned_on_read(api: httpx.Client, tokens: Tokens, s
         "list": list(range(30)),
         "a": {"b": {"c": {"d": 1}, "n": 5}},
         "json_text": json.dumps({"password": "p", "ok": 1}),
+        # Trimmed before the JSON check, and cleaned from depth 0 whatever its own depth.
+        "deep": {"deeper": "  " + json.dumps({"a": {"b": {"c": {"d": 1}}}, "token": "t"}) + "\n"},
+        # Only the key patterns apply inside JSON text, not the env-style names.
+        "env_text": json.dumps(nested_env),
+        "colon": "Authorization: Bearer abc:def",
+        "array_text": "[1, 2]",
+        "number_text": "[truncated",
     }
     run_id = sim.create_run("alice")["runId"]
     sim.add_events(
         run_id, 1, type="tool_finished", tool_name="Bearer raw", message="Bearer raw", payload=payload
     )
 
-    event = events(api, tokens.reader, run_id)[0]
+    event = events(api, tokens.reader, run_id)[-1]
     cleaned = event["payload"]
 
     assert event["message"] == "Bearer raw" and event["toolName"] == "Bearer raw"
@@ -532,7 +624,12 @@ def test_event_payloads_are_cleaned_on_read(api: httpx.Client, tokens: Tokens, s
     assert cleaned["list"] == list(range(25))
     assert cleaned["a"] == {"b": {"c": "[truncated]", "n": 5}}
     assert json.loads(cleaned["json_text"]) == {"password": "[redacted]", "ok": 1}
-    stored = sim.run(run_id)["events"][0]["payload"]
+    assert json.loads(cleaned["deep"]["deeper"]) == {"a": {"b": {"c": "[truncated]"}}, "token": "[redacted]"}
+    assert json.loads(cleaned["env_text"]) == nested_env
+    assert cleaned["colon"] == "Authorization: Bearer [redacted]:def"
+    assert cleaned["array_text"] == "[1,2]"
+    assert cleaned["number_text"] == "[truncated"
+    stored = sim.run(run_id)["events"][-1]["payload"]
     assert stored == payload
 
 
@@ -543,7 +640,7 @@ def test_a_payload_too_large_after_cleaning_becomes_a_preview(
     run_id = sim.create_run("alice")["runId"]
     sim.add_events(run_id, 1, payload=payload)
 
-    cleaned = events(api, tokens.reader, run_id)[0]["payload"]
+    cleaned = events(api, tokens.reader, run_id)[-1]["payload"]
 
     assert set(cleaned) == {"truncated", "payloadPreview"}
     assert cleaned["truncated"] is True
@@ -591,7 +688,8 @@ def test_sandbox_logs_oldest_200_uncleaned(api: httpx.Client, tokens: Tokens, si
     assert len(lifecycle) == 200
     assert lifecycle[0]["event_type"] == "tab_attached"
     assert lifecycle[1]["payload"] == {"token": "raw"}
-    assert [e["created_at"] for e in lifecycle] == sorted(e["created_at"] for e in lifecycle)
+    stamps = [datetime.fromisoformat(e["created_at"]) for e in lifecycle]
+    assert stamps == sorted(stamps)
     assert set(lifecycle[0]) == {
         "id",
         "event_type",
@@ -609,23 +707,37 @@ def test_sandbox_logs_oldest_200_uncleaned(api: httpx.Client, tokens: Tokens, si
     assert api.get(f"/sandboxes/{sandbox['id']}/logs", headers=auth(tokens.stranger)).status_code == 404
 
 
-def test_sandbox_pause_and_resume_write_lifecycle_events(sim: SimulatorControl) -> None:
+def test_sandbox_pause_and_resume_write_mogplexs_lifecycle_events(sim: SimulatorControl) -> None:
     sandbox = sim.create_sandbox("alice")
-    for status in ("pausing", "paused", "running", "pausing", "error"):
+    for status in ("pausing", "paused", "running", "pausing", "running", "pausing", "error"):
         sim.set_sandbox_status(sandbox["id"], status)
 
-    seen = [e["event_type"] for e in sim.sandbox(sandbox["id"])["lifecycle_events"]]
+    seen = sim.sandbox(sandbox["id"])["lifecycle_events"]
 
-    assert seen == [
-        "tab_attached",
-        "auto_pause_queued",
-        "auto_pause_decision",
-        "auto_pause_succeeded",
-        "resume_after_auto_pause",
-        "auto_pause_queued",
-        "auto_pause_decision",
-        "auto_pause_failed",
+    assert [(e["event_type"], e["decision_code"]) for e in seen] == [
+        ("tab_attached", None),
+        ("tab_released", None),
+        ("auto_pause_queued", None),
+        ("auto_pause_succeeded", "auto_pause_succeeded"),
+        ("resume_after_auto_pause", None),
+        ("tab_attached", None),
+        ("tab_released", None),
+        ("auto_pause_queued", None),
+        # The provider would not stop it: back to running.
+        ("auto_pause_failed", "auto_pause_failed"),
+        ("tab_attached", None),
+        ("tab_released", None),
+        ("auto_pause_queued", None),
+        ("auto_pause_failed", "auto_pause_failed"),
     ]
+    queued = seen[2]
+    assert queued["payload"]["grace_period_ms"] == 90_000
+    assert queued["payload"]["release_event_id"] == seen[1]["id"]
+    assert queued["payload"]["released_at"].endswith("Z")
+    assert seen[3]["payload"]["release_event_id"] == seen[1]["id"]
+    assert seen[3]["payload"]["snapshot_id"] == seen[4]["payload"]["snapshot_id"]
+    assert seen[3]["worker_run_id"] == queued["worker_run_id"] and queued["worker_run_id"].startswith("run_")
+    assert seen[0]["payload"]["event_seq"] == 1 and seen[1]["payload"]["event_seq"] == 2
 
 
 # --- catalogue and account ------------------------------------------------------------
@@ -642,7 +754,20 @@ def test_models_sorted_by_provider_and_agents_presets_first(api: httpx.Client, t
     assert presets == sorted(presets, reverse=True)
     own = [a["name"] for a in agents if not a["preset"]]
     assert own == sorted(own)
-    assert "preset:bug-fixer" not in {a["id"] for a in agents}  # forked, so not listed again
+    by_id = {a["id"]: a for a in agents}
+    # Presets are named after their template, have no slug and run the user's default model.
+    assert by_id["preset:PR-REVIEWER"] == {
+        "id": "preset:PR-REVIEWER",
+        "name": "PR-REVIEWER",
+        "slug": None,
+        "model": "openai/gpt-5-codex",
+        "description": "General PR review: scope, tests, rollout safety, regressions",
+        "category": "code-review",
+        "preset": True,
+    }
+    assert all(a["slug"] is None for a in agents if a["preset"])
+    assert all(UUID.match(a["id"]) and a["slug"] for a in agents if not a["preset"])
+    assert "preset:SECURITY-SCAN" not in by_id  # forked, so not listed again
 
 
 def test_auth_user_is_always_200_and_null_unless_a_valid_pat(
@@ -722,7 +847,7 @@ def test_start_run_requires_an_idempotency_key_and_replays(
 
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "BAD_REQUEST"
     first = data(created)
-    assert created.status_code == 201
+    assert created.status_code == replayed.status_code == 202
     assert set(first) == RUN_FIELDS | {"replayed"}
     assert first["replayed"] is False and first["status"] == "pending"
     assert first["branch"]["working"].startswith("mogplex/external/")
@@ -762,13 +887,16 @@ def test_cancel_is_idempotent_and_keeps_a_terminal_state(
     second = data(api.post(f"/runs/{active}/cancel", headers=headers))
     finished = data(api.post(f"/runs/{done}/cancel", headers=headers))
 
-    assert first["status"] == second["status"] == "cancelled"
-    assert [e["type"] for e in events(api, tokens.reader, active)] == [
-        "cancel_requested",
-        "status_changed",
-        "cancelled",
+    assert set(first) == {"run", "status", "alreadyTerminal"}
+    assert (first["status"], first["alreadyTerminal"], first["run"]["status"]) == ("cancelled", False, "cancelled")
+    assert (second["status"], second["alreadyTerminal"]) == ("cancelled", True)
+    assert set(first["run"]) == RUN_FIELDS
+    assert [(e["type"], e["message"]) for e in events(api, tokens.reader, active)] == [
+        ("started", "External Mogplex run accepted"),
+        ("cancel_requested", "Cancellation requested"),
+        ("cancelled", "External Mogplex run cancelled"),
     ]
-    assert finished["status"] == "success"
+    assert (finished["status"], finished["alreadyTerminal"]) == ("success", True)
     assert_error(api.post("/runs/abc/cancel", headers=headers), 500, "INTERNAL_ERROR", "Failed to cancel run")
 
 
@@ -863,22 +991,6 @@ def test_a_trailing_slash_is_redirected_away(api: httpx.Client, tokens: Tokens) 
 
     assert response.status_code == 308
     assert response.headers["location"] == "/api/v1/mogplex/repos?q=web"
-
-
-def test_automations_are_an_empty_list_with_cursor_checks(api: httpx.Client, tokens: Tokens) -> None:
-    headers = auth(tokens.reader)
-
-    assert data(api.get("/automations", headers=headers)) == {"automations": [], "nextCursor": None}
-    assert_error(
-        api.get("/automations", params={"cursor": "%%"}, headers=headers),
-        400,
-        "BAD_REQUEST",
-        "Invalid cursor",
-    )
-    assert_error(
-        api.get(f"/automations/{MISSING_UUID}", headers=headers), 404, "NOT_FOUND", "Automation not found"
-    )
-    assert api.get("/automations/abc/runs", headers=headers).status_code == 500
 
 
 def test_mcp_and_secret_bearing_routes(api: httpx.Client, tokens: Tokens) -> None:

@@ -9,8 +9,6 @@ limit, scope, parameters and finally data.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -22,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from dashboard.simulator.automations import Automation, decode_cursor
 from dashboard.simulator.cleaning import dumps
 from dashboard.simulator.faults import Fault
 from dashboard.simulator.state import API_PREFIX, HARNESSES, SimulatorState, TokenRecord
@@ -139,14 +138,6 @@ def not_found_html() -> Response:
 def method_not_allowed() -> Response:
     # Next.js's automatic answer: empty body, no Allow header.
     return Response(status_code=405)
-
-
-def _valid_cursor(cursor: str) -> bool:
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        return False
-    return isinstance(decoded, dict) and {"createdAt", "id"} <= decoded.keys()
 
 
 class MogplexApi:
@@ -336,7 +327,7 @@ class MogplexApi:
         elif q is not None:
             pattern = _like(q)
             repos = [r for r in repos if pattern.search(r.full_name)]
-        return ok({"repos": [repo.as_json() for repo in repos[:limit]]})
+        return ok({"repos": [self.state.repo_json(repo) for repo in repos[:limit]]})
 
     async def _sandboxes(self, request: Request, params: tuple[str, ...]) -> Response:
         caller = self._authenticate(request, None)
@@ -394,7 +385,7 @@ class MogplexApi:
         caller = self._authenticate(request, "read")
         if isinstance(caller, Response):
             return caller
-        return ok({"models": self.state.models()})
+        return ok({"models": self.state.models(caller.user)})
 
     async def _agents(self, request: Request, params: tuple[str, ...]) -> Response:
         caller = self._authenticate(request, "read")
@@ -407,29 +398,48 @@ class MogplexApi:
         caller = self._authenticate(request, "read")
         if isinstance(caller, Response):
             return caller
-        parse_limit(first_raw(request, "limit"), default=50, maximum=100)
-        cursor = first_filter(request, "cursor")
-        if cursor is not None and not _valid_cursor(cursor):
+        # The route reads the raw parameter: an empty cursor is the first page, not an error.
+        try:
+            cursor = decode_cursor(first_raw(request, "cursor"))
+        except ValueError:
             return error(400, "BAD_REQUEST", "Invalid cursor")
-        # The simulated team has no automations.
-        return ok({"automations": [], "nextCursor": None})
+        limit = parse_limit(first_raw(request, "limit"), default=50, maximum=100)
+        return ok(self.state.automations.page(caller.user, limit=limit, cursor=cursor))
 
-    async def _automation(self, request: Request, params: tuple[str, ...]) -> Response:
-        return self._no_automation(request, params, "Failed to load automation")
-
-    async def _automation_runs(self, request: Request, params: tuple[str, ...]) -> Response:
-        return self._no_automation(request, params, "Failed to list automation runs")
-
-    async def _automation_run(self, request: Request, params: tuple[str, ...]) -> Response:
-        return self._no_automation(request, params, "Failed to load automation run")
-
-    def _no_automation(self, request: Request, params: tuple[str, ...], failure: str) -> Response:
+    def _owned_automation(
+        self, request: Request, params: tuple[str, ...], failure: str
+    ) -> tuple[TokenRecord, Automation] | Response:
         caller = self._authenticate(request, "read")
         if isinstance(caller, Response):
             return caller
         if not all(is_uuid(value) for value in params):
             return internal_error(failure)
-        return error(404, "NOT_FOUND", "Automation not found")
+        automation = self.state.automations.owned(caller.user, params[0])
+        if automation is None:
+            return error(404, "NOT_FOUND", "Automation not found")
+        return caller, automation
+
+    async def _automation(self, request: Request, params: tuple[str, ...]) -> Response:
+        found = self._owned_automation(request, params, "Failed to load automation")
+        if isinstance(found, Response):
+            return found
+        return ok({"automation": self.state.automations.detail_json(found[1])})
+
+    async def _automation_runs(self, request: Request, params: tuple[str, ...]) -> Response:
+        found = self._owned_automation(request, params, "Failed to list automation runs")
+        if isinstance(found, Response):
+            return found
+        limit = parse_limit(first_raw(request, "limit"), default=20, maximum=50)
+        return ok({"runs": self.state.automations.runs_json(found[1], limit)})
+
+    async def _automation_run(self, request: Request, params: tuple[str, ...]) -> Response:
+        found = self._owned_automation(request, params, "Failed to load automation run logs")
+        if isinstance(found, Response):
+            return found
+        run = next((r for r in found[1].runs if r.id == params[1].lower()), None)
+        if run is None:
+            return error(404, "NOT_FOUND", "Run not found")
+        return ok({"run": self.state.automations.run_detail_json(run)})
 
     async def _mcp_servers(self, request: Request, params: tuple[str, ...]) -> Response:
         caller = self._authenticate(request, "read")
@@ -484,7 +494,7 @@ class MogplexApi:
                 )
             replay = self.state.runs.get(seen_run_id)
             if replay is not None:
-                return ok({**replay.detail, "replayed": True})
+                return ok({**replay.detail, "replayed": True}, status=202)
         repo = self.state.repo_for(caller.user, body["repoId"])
         if repo is None:
             return error(404, "NOT_FOUND", "Repo not found")
@@ -500,7 +510,8 @@ class MogplexApi:
             request_hash=request_hash,
         )
         self.state.idempotency[(caller.user, key)] = (request_hash, run.id)
-        return ok({**run.detail, "replayed": False}, status=201)
+        # 202 for a new run as for a replay: the run is accepted, not yet started.
+        return ok({**run.detail, "replayed": False}, status=202)
 
     async def _cancel_run(self, request: Request, params: tuple[str, ...]) -> Response:
         caller = self._authenticate(request, "write")
@@ -512,7 +523,14 @@ class MogplexApi:
         run = self.state.run_for(caller.user, run_id)
         if run is None:
             return error(404, "NOT_FOUND", "Run not found")
-        return ok(self.state.cancel_run(run).detail)
+        cancelled, already_terminal = self.state.cancel_run(run)
+        return ok(
+            {
+                "run": cancelled.served_detail(),
+                "status": cancelled.detail.get("status"),
+                "alreadyTerminal": already_terminal,
+            }
+        )
 
 
 def _run_request_problem(body: Any) -> str | None:

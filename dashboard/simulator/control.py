@@ -85,6 +85,8 @@ class SimulatorControl:
         status: str,
         error: str | None = None,
         *,
+        failure_code: str | None = None,
+        exit_code: int | None = None,
         sandbox_pending: bool | None = None,
         changed: bool | None = None,
     ) -> dict[str, Any]:
@@ -92,9 +94,21 @@ class SimulatorControl:
 
         ``sandbox_pending``: on ``streaming``, leave ``sandboxId`` as ``"pending"``
         until the sandbox leaves ``creating``. ``changed=False``: on ``success``,
-        deliver "No code changes to deliver" instead of a PR.
+        deliver "No code changes to deliver" instead of a PR. On ``failed``:
+        ``failure_code`` (``model_access_denied``, ``rate_limited``,
+        ``command_failed``, the default unless only ``error`` is given) and
+        ``exit_code`` (default 1) make the harness failure Mogplex reports, with its
+        own sentence as the run's ``error``; ``error`` alone is a failure outside
+        the harness.
         """
-        body = self._given(status=status, error=error, sandbox_pending=sandbox_pending, changed=changed)
+        body = self._given(
+            status=status,
+            error=error,
+            failure_code=failure_code,
+            exit_code=exit_code,
+            sandbox_pending=sandbox_pending,
+            changed=changed,
+        )
         return cast(dict[str, Any], self._call("POST", f"/runs/{run_id}/status", body))
 
     def add_events(
@@ -121,6 +135,40 @@ class SimulatorControl:
     def omit_run_fields(self, run_id: str, fields: list[str]) -> dict[str, Any]:
         """Serve the run without these RunDetail fields (``[]`` serves them all again); returns it as served."""
         return cast(dict[str, Any], self._call("POST", f"/runs/{run_id}/omit", {"fields": fields}))
+
+    # --- accounts and automations ------------------------------------------------
+
+    def set_account(self, user: str, **fields: Any) -> dict[str, Any]:
+        """Change what decides ``user``'s readiness; returns the account. Fields: ``github_state``
+        (``disconnected``, ``oauth_connected``, ``app_install_pending``, ``app_installed``,
+        ``app_installed_with_synced_repos``), ``github_app_available``, ``allow_platform_ai``,
+        ``allow_platform_sandbox``, ``vercel_platform_state`` (``ready``, ``not_configured``),
+        ``models_usable``, ``user_null`` (``/api/auth/user`` answers ``{"user": null}``)."""
+        return cast(dict[str, Any], self._call("POST", f"/users/{user}/account", fields))
+
+    def account(self, user: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", f"/users/{user}/account"))
+
+    def create_automation(self, user: str, **fields: Any) -> dict[str, Any]:
+        """Create an automation (``name``, ``description``, ``notes``, ``status``, ``published``);
+        returns it as ``GET /automations/{id}`` serves it."""
+        return cast(dict[str, Any], self._call("POST", "/automations", {"user": user, **fields}))
+
+    def create_job_run(
+        self,
+        automation_id: str,
+        repo_id: str | None = None,
+        source_type: str | None = None,
+        age_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """A ``pending`` job run, created ``age_seconds`` ago; returns its list record."""
+        body = self._given(repo_id=repo_id, source_type=source_type, age_seconds=age_seconds)
+        return cast(dict[str, Any], self._call("POST", f"/automations/{automation_id}/runs", body))
+
+    def set_job_run_status(self, job_run_id: str, status: str, error: str | None = None) -> dict[str, Any]:
+        """Move a job run (``running``, ``success``, ``failed``, ``cancelled``); returns its list record."""
+        body = self._given(status=status, error=error)
+        return cast(dict[str, Any], self._call("POST", f"/job-runs/{job_run_id}/status", body))
 
     # --- sandboxes ------------------------------------------------------------
 

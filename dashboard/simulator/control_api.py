@@ -124,6 +124,10 @@ class ControlSurface:
             ("/runs/{run_id}/patch", self.patch_run, ["POST"]),
             ("/runs/{run_id}/owner", self.run_owner, ["POST"]),
             ("/runs/{run_id}/omit", self.run_omit, ["POST"]),
+            ("/users/{user}/account", self.account, ["GET", "POST"]),
+            ("/automations", self.create_automation, ["POST"]),
+            ("/automations/{automation_id}/runs", self.create_job_run, ["POST"]),
+            ("/job-runs/{job_run_id}/status", self.job_run_status, ["POST"]),
             ("/sandboxes", self.create_sandbox, ["POST"]),
             ("/sandboxes/{sandbox_id}", self.sandbox, ["GET"]),
             ("/sandboxes/{sandbox_id}/status", self.sandbox_status, ["POST"]),
@@ -195,6 +199,8 @@ class ControlSurface:
             request.path_params["run_id"],
             _req_str(body, "status"),
             error=_opt_str(body, "error"),
+            failure_code=_opt_str(body, "failure_code"),
+            exit_code=_opt_int(body, "exit_code"),
             sandbox_pending=bool(body.get("sandbox_pending", False)),
             changed=bool(body.get("changed", True)),
         )
@@ -226,6 +232,57 @@ class ControlSurface:
     async def run_omit(self, request: Request) -> Response:
         run = self.state.run_fields_omit(request.path_params["run_id"], _field_names(await _body(request)))
         return _json(run.served_detail())
+
+    async def account(self, request: Request) -> Response:
+        user = request.path_params["user"]
+        if request.method == "POST":
+            body = await _body(request)
+            for name, value in body.items():
+                wanted = str if name in ("github_state", "vercel_platform_state") else bool
+                if not isinstance(value, wanted):
+                    raise BadInput(f"{name} must be {'a string' if wanted is str else 'true or false'}")
+            self.state.account_set(user, **body)
+        return _json({"user": user, **self.state.account(user).as_json()})
+
+    async def create_automation(self, request: Request) -> Response:
+        body = await _body(request)
+        user = _req_str(body, "user")
+        self.state.ensure_user(user)
+        installation_id = self.state.user_repos[user][0].installation_id or 1
+        automation = self.state.automations.create(
+            user,
+            installation_id,
+            name=_opt_str(body, "name") or "Review pull requests",
+            description=_opt_str(body, "description"),
+            notes=_opt_str(body, "notes"),
+            status=_opt_str(body, "status") or "active",
+            published=bool(body.get("published", True)),
+        )
+        return _json(self.state.automations.detail_json(automation))
+
+    async def create_job_run(self, request: Request) -> Response:
+        body = await _body(request)
+        automation = self.state.automations.automations[request.path_params["automation_id"].lower()]
+        repo_id = _opt_str(body, "repo_id")
+        repo = (
+            self.state.repo_for(automation.user, repo_id)
+            if repo_id
+            else self.state.user_repos[automation.user][0]
+        )
+        run = self.state.automations.run_create(
+            automation.id,
+            repo,
+            source_type=_opt_str(body, "source_type") or "pull_request.opened",
+            age_seconds=_opt_number(body, "age_seconds") or 0.0,
+        )
+        return _json(self.state.automations.run_json(run))
+
+    async def job_run_status(self, request: Request) -> Response:
+        body = await _body(request)
+        run = self.state.automations.run_move(
+            request.path_params["job_run_id"], _req_str(body, "status"), error=_opt_str(body, "error")
+        )
+        return _json(self.state.automations.run_json(run))
 
     async def create_sandbox(self, request: Request) -> Response:
         body = await _body(request)
