@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -485,7 +485,10 @@ def test_failed_outside_the_harness_and_cancelled_runs(
     assert failed_feed["run"]["error"] == "Sandbox failed to start"
     assert failed_feed["events"][-1]["message"] == "Harness stream failed"
     assert failed_feed["events"][-1]["payload"]["error"] == "Sandbox failed to start"
-    assert events(api, tokens.reader, default)[-1]["payload"] == {"exit_code": 1, "failure_code": "command_failed"}
+    assert events(api, tokens.reader, default)[-1]["payload"] == {
+        "exit_code": 1,
+        "failure_code": "command_failed",
+    }
     assert [e["type"] for e in events(api, tokens.reader, cancelled)] == ["started", "cancelled"]
     with pytest.raises(httpx.HTTPStatusError):
         sim.set_run_status(cancelled, "failed", failure_code="out_of_memory")
@@ -888,7 +891,11 @@ def test_cancel_is_idempotent_and_keeps_a_terminal_state(
     finished = data(api.post(f"/runs/{done}/cancel", headers=headers))
 
     assert set(first) == {"run", "status", "alreadyTerminal"}
-    assert (first["status"], first["alreadyTerminal"], first["run"]["status"]) == ("cancelled", False, "cancelled")
+    assert (first["status"], first["alreadyTerminal"], first["run"]["status"]) == (
+        "cancelled",
+        False,
+        "cancelled",
+    )
     assert (second["status"], second["alreadyTerminal"]) == ("cancelled", True)
     assert set(first["run"]) == RUN_FIELDS
     assert [(e["type"], e["message"]) for e in events(api, tokens.reader, active)] == [

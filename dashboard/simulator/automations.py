@@ -60,8 +60,14 @@ def decode_cursor(raw: str | None) -> tuple[str, str] | None:
     return created_at, automation_id
 
 
-def _moment_of(stamp: str) -> float:
-    return datetime.fromisoformat(stamp).timestamp()
+def _micros(moment: float) -> int:
+    # Compared at the database's precision: what a cursor's text can say.
+    return round(moment * 1_000_000)
+
+
+def _micros_of(stamp: str) -> int:
+    parsed = datetime.fromisoformat(stamp)
+    return int(parsed.replace(microsecond=0).timestamp()) * 1_000_000 + parsed.microsecond
 
 
 @dataclass
@@ -275,8 +281,12 @@ class AutomationBook:
             reverse=True,
         )
         if cursor is not None:
-            after, after_id = _moment_of(cursor[0]), cursor[1].lower()
-            rows = [a for a in rows if a.created_at < after or (a.created_at == after and a.id < after_id)]
+            after, after_id = _micros_of(cursor[0]), cursor[1].lower()
+            rows = [
+                a
+                for a in rows
+                if _micros(a.created_at) < after or (_micros(a.created_at) == after and a.id < after_id)
+            ]
         page = rows[:limit]
         next_cursor = (
             encode_cursor(self._stamp(page[-1].created_at), page[-1].id)
