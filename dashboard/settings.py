@@ -36,7 +36,8 @@ SIMULATOR_PORT = envint("SIMULATOR_PORT", 8765, minimum=1, maximum=65535)
 if MOGPLEX_SIMULATED:
     _demo = demo_secrets(VAR_DIR)
     MOGPLEX_BASE_URL = envstr("SIMULATOR_URL").strip() or f"http://127.0.0.1:{SIMULATOR_PORT}"
-    MOGPLEX_TOKENS: list[Source] = [Source("demo", Token(_demo.read_token))]
+    # One source per demo team member, each account in another readiness state.
+    MOGPLEX_TOKENS: list[Source] = [Source(name, Token(token)) for name, token in _demo.sources()]
     BOARD_INGEST_TOKEN = envstr("BOARD_INGEST_TOKEN", _demo.ingest_token)
 else:
     if not _configured_sources:

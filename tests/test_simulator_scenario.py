@@ -128,7 +128,7 @@ def secrets() -> DemoSecrets:
 
 def test_runs_are_started_over_http_with_the_write_token(scenario_sim: SimulatorControl) -> None:
     starts = wait_for(
-        lambda: [r for r in scenario_sim.requests() if r["method"] == "POST" and r["status"] == 201],
+        lambda: [r for r in scenario_sim.requests() if r["method"] == "POST" and r["status"] == 202],
         timeout=20,
         what="the scenario to start a run",
     )
@@ -188,6 +188,77 @@ def test_never_more_than_eight_runs_active(scenario_sim: SimulatorControl) -> No
         status[change["run_id"]] = change["status"]
         most = max(most, sum(s in ("pending", "streaming") for s in status.values()))
     assert 1 <= most <= 8
+
+
+def test_every_account_state_is_in_the_demo_team(
+    scenario_sim: SimulatorControl, secrets: DemoSecrets
+) -> None:
+    def user(token: str) -> Any:
+        return httpx.get(
+            f"{scenario_sim.base_url}/api/auth/user", headers={"Authorization": f"Bearer {token}"}
+        ).json()["user"]
+
+    seen = {name: user(token) for name, token in secrets.sources()}
+
+    states = {u["github_state"] for u in seen.values() if u is not None}
+    assert states == {
+        "disconnected",
+        "oauth_connected",
+        "app_install_pending",
+        "app_installed",
+        "app_installed_with_synced_repos",
+    }
+    assert [name for name, u in seen.items() if u is None] == ["eve"]
+    assert any(u and u["platform_access"]["allowPlatformSandbox"] is False for u in seen.values())
+    assert any(u and u["vercel"]["platformState"] == "not_configured" for u in seen.values())
+    models = {
+        name: httpx.get(
+            f"{scenario_sim.base_url}/api/v1/mogplex/models", headers={"Authorization": f"Bearer {token}"}
+        ).json()["data"]["models"]
+        for name, token in secrets.sources()
+    }
+    assert [name for name, listed in models.items() if not listed] == ["ben"]
+
+
+def test_automations_have_healthy_and_failing_job_runs(
+    scenario_sim: SimulatorControl, secrets: DemoSecrets
+) -> None:
+    api = httpx.Client(
+        base_url=f"{scenario_sim.base_url}/api/v1/mogplex",
+        headers={"Authorization": f"Bearer {secrets.read_token}"},
+        timeout=10,
+    )
+
+    def ended() -> dict[str, set[str]] | None:
+        automations = api.get("/automations").json()["data"]["automations"]
+        outcomes = {
+            a["name"]: {r["status"] for r in api.get(f"/automations/{a['id']}/runs").json()["data"]["runs"]}
+            for a in automations
+        }
+        done = outcomes.get("Review pull requests", set()) & {"success"} and "failed" in outcomes.get(
+            "Fix failing CI", set()
+        )
+        return outcomes if done else None
+
+    with api:
+        outcomes = wait_for(ended, timeout=90, interval=1.0, what="job runs that succeed and fail")
+        listed = api.get("/automations").json()["data"]["automations"]
+    assert {a["name"]: a["status"] for a in listed}["Nightly dependency bump"] == "inactive"
+    assert outcomes["Nightly dependency bump"] == set()
+
+
+def test_failed_runs_end_with_each_failure_code(scenario_sim: SimulatorControl) -> None:
+    def codes() -> set[str] | None:
+        failed = {c["run_id"] for c in scenario_sim.status_changes() if c["status"] == "failed"}
+        found = set()
+        for run_id in failed:
+            last = scenario_sim.run(run_id)["events"][-1]
+            if last["type"] == "failed" and last["payload"].get("failure_code"):
+                found.add(last["payload"]["failure_code"])
+        wanted = {"model_access_denied", "rate_limited", "command_failed"}
+        return found if found >= wanted else None
+
+    assert wait_for(codes, timeout=120, interval=2.0, what="failed runs with every failure code")
 
 
 def test_flags_set_the_rate_window(scenario_sim: SimulatorControl) -> None:

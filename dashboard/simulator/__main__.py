@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     var_dir = Path(os.environ.get("BOARD_VAR_DIR") or REPO_DIR / "var")
     secrets = demo_secrets(var_dir)
     state = SimulatorState(seed=args.seed, window_seconds=args.window_seconds, limit=args.limit)
-    state.register_token("demo", secrets.read_token, ["read"], user="demo")
+    for name, token in secrets.sources():
+        state.register_token(name, token, ["read"], user=name)
     state.register_token("ci", secrets.write_token, ["read", "write"], user="demo")
     background = None
     if args.scenario:

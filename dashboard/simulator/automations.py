@@ -137,6 +137,19 @@ class AutomationBook:
         self.automations.clear()
         self.job_runs.clear()
 
+    def prune(self, before: float) -> int:
+        """Forget job runs that ended before ``before``; return how many went."""
+        old = {
+            run.id
+            for run in self.job_runs.values()
+            if run.completed_at is not None and run.completed_at < before
+        }
+        for automation in self.automations.values():
+            automation.runs = [run for run in automation.runs if run.id not in old]
+        for run_id in old:
+            del self.job_runs[run_id]
+        return len(old)
+
     # --- building --------------------------------------------------------------
 
     def create(

@@ -5,8 +5,10 @@ simulator itself (the ``ci`` write token, an ``Idempotency-Key``), then register
 each run with the board by POSTing what ``mogplex run --json`` prints to the
 board's ingest endpoint. The runs then progress inside the simulator, the way
 Mogplex's workers write to its database: sandboxes come up, tools run, logs
-stream, and runs end (mostly success, some failed, a few cancelled). Sandboxes
-pause, resume, stop and sometimes error.
+stream, and runs end (mostly success, some failed with each of Mogplex's
+failure codes, a few cancelled). Sandboxes pause, resume, stop and sometimes
+error. Team members' accounts are in every readiness state (``TEAM_ACCOUNTS``),
+and the demo user's automations have job runs that succeed, fail or wait.
 
 Every choice comes from generators seeded with ``--seed``; only wall-clock
 timing (and the random ids the simulator gives runs) differ between two starts.
@@ -26,11 +28,34 @@ from typing import Any
 
 import httpx
 
+from dashboard.simulator.automations import SOURCE_TYPES
 from dashboard.simulator.state import API_PREFIX, SimulatorState
 
 log = logging.getLogger("dashboard.simulator.scenario")
 
 USER = "demo"
+# What each demo source's account looks like (see dashboard.demo.DEMO_MEMBERS): between
+# them, every GitHub state, no platform access, no usable model, compute not
+# configured, and an account Mogplex answers {"user": null} for.
+TEAM_ACCOUNTS: dict[str, dict[str, Any]] = {
+    USER: {},
+    "ada": {"github_state": "oauth_connected"},
+    "ben": {"github_state": "app_install_pending", "models_usable": False},
+    "cleo": {"github_state": "disconnected", "allow_platform_ai": False, "allow_platform_sandbox": False},
+    "dev": {"github_state": "app_installed", "vercel_platform_state": "not_configured"},
+    "eve": {"user_null": True},
+}
+# name, description, status, share of job runs that fail
+AUTOMATIONS: tuple[tuple[str, str | None, str, float], ...] = (
+    ("Review pull requests", "Reviews every opened pull request", "active", 0.05),
+    ("Fix failing CI", "Tries a fix when the main branch goes red", "active", 0.7),
+    ("Nightly dependency bump", None, "inactive", 0.0),
+)
+JOB_RUN_FAILURES = (
+    "Agent run exited with code 1.",
+    "OpenAI rate-limited this run. Wait a moment, then try again.",
+    "Repository is outside this automation's GitHub installation",
+)
 RETENTION_SECONDS = 48 * 3600
 INGEST_RETRY_SECONDS = 5.0
 INGEST_QUEUE_CAP = 500
@@ -65,11 +90,18 @@ THOUGHTS = (
     "Writing a regression test",
     "Committing changes",
 )
-FAILURES = (
-    "Tests failed after 3 attempts",
-    "Agent exceeded its step limit",
-    "git push rejected: protected branch",
-    "Sandbox ran out of memory",
+# How a failed run fails: a harness failure code (Mogplex writes its own sentence), or
+# an error outside the harness.
+FAILURES: tuple[tuple[str | None, int, str | None], ...] = (
+    ("command_failed", 1, None),
+    ("command_failed", 2, None),
+    ("model_access_denied", 1, None),
+    ("rate_limited", 1, None),
+    (
+        None,
+        0,
+        "The worker lost its command connection. Its command was stopped; inspect its saved output before retrying.",
+    ),
 )
 
 
@@ -144,8 +176,13 @@ class Scenario:
                     self.speed,
                     self._ingest_url,
                 )
+                self._team_accounts()
                 await asyncio.gather(
-                    self._starter(), self._ingester(), self._dev_sandboxes(), self._housekeeping()
+                    self._starter(),
+                    self._ingester(),
+                    self._dev_sandboxes(),
+                    self._automations(),
+                    self._housekeeping(),
                 )
             finally:
                 for task in list(self._tasks):
@@ -202,7 +239,7 @@ class Scenario:
                 json=body,
                 headers={"Authorization": f"Bearer {self._write_token}", "Idempotency-Key": key},
             )
-            started = response.json()["data"] if response.status_code in (200, 201) else None
+            started = response.json()["data"] if response.status_code == 202 else None
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             log.warning("scenario could not start a run (%s); retrying", type(exc).__name__)
             return False
@@ -280,18 +317,27 @@ class Scenario:
         began = time.monotonic()
 
         await self._sleep(rng.uniform(3, 10))
+        reused = bool(state.runs[run_id].detail.get("sandboxRecordId"))
         run = state.set_run_status(run_id, "streaming", sandbox_pending=True)
         sandbox_id = str(run.detail["sandboxRecordId"])
         await self._sleep(rng.uniform(3, 8))
-        if sandbox_fails:
+        if reused:
+            # It runs in a sandbox someone else has open, which carries on after the run.
+            sandbox_fails = False
+        elif sandbox_fails:
             state.set_sandbox_status(
                 sandbox_id, "error", error="Sandbox failed to start: image pull timed out"
             )
-            state.set_run_status(run_id, "failed", error="Sandbox failed to start")
+            state.set_run_status(
+                run_id,
+                "failed",
+                error="The development environment stopped during this agent run. Start it again, then retry.",
+            )
             return
-        state.set_sandbox_status(sandbox_id, "installing")
-        await self._sleep(rng.uniform(5, 15))
-        state.set_sandbox_status(sandbox_id, "running")
+        else:
+            state.set_sandbox_status(sandbox_id, "installing")
+            await self._sleep(rng.uniform(5, 15))
+            state.set_sandbox_status(sandbox_id, "running")
 
         elapsed = (time.monotonic() - began) * self.speed
         working = max(10.0, total - elapsed)
@@ -308,8 +354,12 @@ class Scenario:
                 await self._sleep(rng.uniform(1, 3))
                 state.set_run_status(run_id, "success")
             else:
-                state.set_run_status(run_id, "failed", error=rng.choice(FAILURES))
-        await self._sandbox_after_run(sandbox_id, rng)
+                failure_code, exit_code, error = rng.choice(FAILURES)
+                state.set_run_status(
+                    run_id, "failed", failure_code=failure_code, exit_code=exit_code, error=error
+                )
+        if not reused:
+            await self._sandbox_after_run(sandbox_id, rng)
 
     async def _step(self, run_id: str, rng: random.Random, chatty: bool) -> float:
         """One piece of agent work (a tool call, or a thought); returns scenario seconds spent."""
@@ -403,6 +453,10 @@ class Scenario:
     async def _sandbox_after_run(self, sandbox_id: str, rng: random.Random) -> None:
         state = self.state
         await self._sleep(rng.uniform(20, 60))
+        if rng.random() < 0.2:
+            # Released, but the check finds it busy and leaves it running for a while.
+            state.auto_pause_skip(sandbox_id, "auto_pause_skipped_busy", busy_reason="exec_lock")
+            await self._sleep(rng.uniform(20, 60))
         state.set_sandbox_status(sandbox_id, "pausing")
         await self._sleep(rng.uniform(3, 6))
         if rng.random() < 0.1:
@@ -458,6 +512,49 @@ class Scenario:
                 rng = random.Random(self.rng.getrandbits(64))
                 self._spawn(functools.partial(life, rng), "dev sandbox")
                 target = self.rng.randint(1, 3)
+            await self._sleep(self.rng.uniform(30, 120))
+
+    def _team_accounts(self) -> None:
+        for user, fields in TEAM_ACCOUNTS.items():
+            self.state.account_set(user, **fields)
+
+    async def _automations(self) -> None:
+        """The demo user's automations; job runs arrive on the active ones and succeed, fail or wait."""
+        book = self.state.automations
+        self.state.ensure_user(USER)
+        repos = self.state.visible_repos(USER)
+        installation_id = next(r.installation_id for r in repos if r.installation_id is not None)
+        made = [
+            (
+                book.create(
+                    USER,
+                    installation_id,
+                    name=name,
+                    description=description,
+                    status=status,
+                    published=status == "active",
+                ),
+                failure_share,
+            )
+            for name, description, status, failure_share in AUTOMATIONS
+        ]
+        active = [(automation, share) for automation, share in made if automation.status == "active"]
+
+        async def job(automation_id: str, failure_share: float, rng: random.Random) -> None:
+            run = book.run_create(automation_id, rng.choice(repos), source_type=rng.choice(SOURCE_TYPES))
+            # Now and then one waits for minutes, as when the dispatcher is backed up.
+            await self._sleep(rng.uniform(150, 240) if rng.random() < 0.1 else rng.uniform(5, 20))
+            book.run_move(run.id, "running")
+            await self._sleep(rng.uniform(20, 90))
+            if rng.random() < failure_share:
+                book.run_move(run.id, "failed", error=rng.choice(JOB_RUN_FAILURES))
+            else:
+                book.run_move(run.id, "success" if rng.random() < 0.95 else "cancelled")
+
+        while True:
+            automation, share = self.rng.choice(active)
+            rng = random.Random(self.rng.getrandbits(64))
+            self._spawn(functools.partial(job, automation.id, share, rng), f"job run of {automation.id}")
             await self._sleep(self.rng.uniform(30, 120))
 
     async def _housekeeping(self) -> None:

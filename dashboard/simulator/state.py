@@ -1004,7 +1004,7 @@ class SimulatorState:
         self.limiter.clear()
 
     def prune(self, before: float) -> int:
-        """Drop scenario runs finished and sandboxes stopped before ``before``; return how many went."""
+        """Drop scenario runs finished, sandboxes stopped and job runs ended before ``before``; return how many went."""
         old_runs = [
             run_id
             for run_id, run in self.runs.items()
@@ -1021,4 +1021,4 @@ class SimulatorState:
             del self.sandboxes[sandbox_id]
         if old_runs:
             self.idempotency = {key: seen for key, seen in self.idempotency.items() if seen[1] in self.runs}
-        return len(old_runs) + len(old_sandboxes)
+        return len(old_runs) + len(old_sandboxes) + self.automations.prune(before)
