@@ -68,7 +68,7 @@ MAX_LIMIT = 200
 DEFAULT_RETRY_AFTER = 60.0
 
 # The only requests this client can make: path template -> whether it hangs off
-# the API base (True) or the origin base (False). ``{id}`` is always a UUID.
+# the API base (True) or the origin base (False). Each ``{id}`` is a UUID.
 ALLOWED_ENDPOINTS: Mapping[str, bool] = {
     "/repos": True,
     "/sandboxes": True,
@@ -77,6 +77,11 @@ ALLOWED_ENDPOINTS: Mapping[str, bool] = {
     "/runs/{id}/events": True,
     "/models": True,
     "/agents": True,
+    "/automations": True,
+    "/automations/{id}": True,
+    "/automations/{id}/runs": True,
+    # The automation's id, then the job run's.
+    "/automations/{id}/runs/{id}": True,
     "/api/auth/user": False,
 }
 
