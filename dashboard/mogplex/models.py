@@ -1,31 +1,53 @@
-"""Typed records of what Mogplex v1 returns, parsed tolerantly.
+"""Typed records of what Mogplex v1 returns, declared once and parsed tolerantly.
 
-Upstream is a moving target (contract sections 6, 7 and 9), so the ``parse_*``
-functions accept what they can: unknown statuses and event types are kept as the
-strings they are, missing or wrongly typed optional fields become ``None``, extra
-fields are ignored. A record without its identity (a run without ``runId``, an event
-without ``id``) or its status, or with one that is not text, is unreadable: alone it
-raises ``RecordShapeError`` (a ``ProtocolError``), but inside an answer that carries
-many records (the sandbox list, a run's events, the run in ``/runs/{id}/events``) it
-becomes a placeholder whose status (or event type) is ``UNREADABLE`` and whose
-``error`` (or ``message``) says what was wrong, so one poisoned record costs only its
-own row. Only an answer without its outer shape (no ``sandboxes`` list) fails whole.
+Each record is a frozen pydantic model whose fields say both spellings: upstream's
+(``validation_alias``: ``runId``, ``runtime.provider``) and the record's own
+snake_case name, which ``to_dict()`` writes for the snapshot store and
+``from_dict()`` reads back. The tolerance rules live in the field types below
+(each a plain validator, so a wrong type never fails the record):
 
-Every record has ``to_dict()`` (JSON-safe primitives, ISO strings for times) for
-the snapshot store and a matching ``from_dict()``. These use the records' own
-snake_case field names, not upstream's spelling.
+- unknown statuses and event types are kept as the strings they are;
+- a missing or wrongly typed optional field becomes ``None`` (or empty), extra
+  fields are ignored, ids are lowercased (contract section 9);
+- a record without its identity (a run without ``runId``, an event without
+  ``id``) or its status, or with one that is not text, is unreadable: alone it
+  raises ``RecordShapeError`` (a ``ProtocolError``), but inside an answer that
+  carries many records (sandboxes, a run's events, the run in
+  ``/runs/{id}/events``, automations, lifecycle events) it becomes a placeholder
+  whose status (or event type) is ``UNREADABLE`` and whose ``error`` (or
+  ``message``) says what was wrong, so one poisoned record costs only its own
+  row. Only an answer without its outer shape (no ``sandboxes`` list) fails whole.
+
+Why pydantic and not msgspec: msgspec validates a struct all or nothing, so
+"a wrong type becomes None" would need every field typed ``Any`` and read by hand
+again; pydantic's plain validators keep one reader per kind of field.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
+from pydantic import (
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+
 from dashboard.mogplex.errors import ProtocolError, RecordShapeError
+from dashboard.mogplex.failures import failure_reason
 
 RUN_STATUSES: tuple[str, ...] = ("pending", "streaming", "success", "failed", "cancelled")
 ACTIVE_RUN_STATUSES: frozenset[str] = frozenset({"pending", "streaming"})
@@ -60,10 +82,41 @@ LIFECYCLE_EVENT_TYPES: tuple[str, ...] = (
     "auto_pause_failed",
     "resume_after_auto_pause",
 )
+# lib/sandbox/auto-pause-types.ts: what an auto-pause check decided.
+AUTO_PAUSE_DECISION_CODES: tuple[str, ...] = (
+    "would_auto_pause",
+    "auto_pause_succeeded",
+    "auto_pause_skipped_busy",
+    "auto_pause_skipped_grace_period",
+    "auto_pause_skipped_missing_credentials",
+    "auto_pause_skipped_new_session",
+    "auto_pause_skipped_not_found",
+    "auto_pause_skipped_not_persistent",
+    "auto_pause_skipped_not_running",
+    "auto_pause_skipped_status_changed",
+    "auto_pause_failed",
+)
 HARNESSES: tuple[str, ...] = ("codex", "claude-code")
+GITHUB_STATES: tuple[str, ...] = (
+    "disconnected",
+    "oauth_connected",
+    "app_install_pending",
+    "app_installed",
+    "app_installed_with_synced_repos",
+)
+AUTOMATION_STATUSES: tuple[str, ...] = ("active", "inactive")
+JOB_RUN_STATUSES: tuple[str, ...] = ("pending", "running", "success", "failed", "cancelled")
+TERMINAL_JOB_RUN_STATUSES: frozenset[str] = frozenset({"success", "failed", "cancelled"})
 # The product's own threshold for agent calls (contract section 9): a non-terminal
 # run untouched for this long has probably lost its worker.
 STALE_AFTER = timedelta(hours=6)
+# Mogplex's observability page lists a job run pending for longer than this as needing action.
+JOB_RUN_PENDING_TOO_LONG = timedelta(minutes=2)
+# A job run's ai_calls events are raw upstream (never cleaned): the board keeps the newest
+# of them, each clipped, and only when someone asks for the detail.
+AI_CALL_EVENTS_KEPT = 50
+AI_CALL_TEXT_CHARS = 500
+AI_CALL_PAYLOAD_CHARS = 2048
 
 JSONObject = dict[str, Any]
 
@@ -97,7 +150,7 @@ def json_type(value: object) -> str:
         return "a number"
     if isinstance(value, str):
         return "text"
-    return "a list" if isinstance(value, list) else "a JSON object"
+    return "a list" if isinstance(value, list | tuple) else "a JSON object"
 
 
 def _object(value: object, what: str) -> Mapping[str, Any]:
@@ -110,17 +163,6 @@ def _list(obj: Mapping[str, Any], key: str, what: str) -> list[Any]:
     value = obj.get(key)
     if not isinstance(value, list):
         raise _shape_error(what, f"without a {key!r} list")
-    return value
-
-
-def _required_str(obj: Mapping[str, Any], key: str, what: str) -> str:
-    value = obj.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if value is None or value == "":
-        raise _shape_error(what, f"without {key!r}")
-    if not isinstance(value, str):
-        raise _shape_error(what, f"with {key!r} as {json_type(value)}, not text")
     return value
 
 
@@ -147,68 +189,195 @@ def unreadable_sentence(what: str, error: RecordShapeError) -> str:
     return f"Mogplex sent this {what} {error.problem}."
 
 
-def _str(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
+def parse_timestamp(value: object) -> datetime | None:
+    """An ISO-8601 time as upstream writes it (``Z`` or ``+00:00``, 0-6 fraction digits), in UTC.
+
+    Anything unparseable gives ``None``; a time without an offset is taken as UTC,
+    which is what upstream's database clock uses. A ``datetime`` is taken as it is.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    try:
+        # A time at the edge of the calendar (year 1 or 9999) with an offset overflows in UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _id(obj: Mapping[str, Any], key: str) -> str | None:
+def _lower_id(value: object) -> str | None:
     # UUIDs are compared lowercased (contract section 9).
-    value = _str(obj, key)
-    return value.lower() if value is not None else None
+    return value.lower() if isinstance(value, str) else None
 
 
-def _int(obj: Mapping[str, Any], key: str) -> int | None:
-    value = obj.get(key)
+def _integer(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _float(obj: Mapping[str, Any], key: str) -> float | None:
-    value = obj.get(key)
+def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
 
 
-def _bool(obj: Mapping[str, Any], key: str) -> bool | None:
-    value = obj.get(key)
+def _flag(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _payload(obj: Mapping[str, Any], key: str) -> JSONObject:
-    value = obj.get(key)
+def _payload(value: object) -> JSONObject:
+    # A copy: the record must not share the answer's dicts.
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _strings(obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = obj.get(key)
-    if not isinstance(value, list):
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
         return ()
     return tuple(item for item in value if isinstance(item, str))
 
 
-def parse_timestamp(value: object) -> datetime | None:
-    """An ISO-8601 time as upstream writes it (``Z`` or ``+00:00``, 0-6 fraction digits), in UTC.
+def _required_text(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value is None or value == "":
+        raise PydanticCustomError("record_shape", "missing", {"missing": True})
+    if not isinstance(value, str):
+        raise PydanticCustomError("record_shape", "wrong type", {"json_type": json_type(value)})
+    return value
 
-    Anything unparseable gives ``None``; a time without an offset is taken as UTC,
-    which is what upstream's database clock uses.
-    """
+
+def _required_id(value: object) -> str:
+    return _required_text(value).lower()
+
+
+def _mapping_or_empty(value: object) -> object:
+    # A nested record sent as anything but an object is read as an empty one.
+    return value if isinstance(value, Mapping | BaseModel) else {}
+
+
+def _mapping_or_none(value: object) -> object:
+    return value if isinstance(value, Mapping | BaseModel) else None
+
+
+def clip_text(value: object, limit: int) -> str | None:
+    """Text cut to ``limit`` characters with an ellipsis (``None`` for anything but text)."""
     if not isinstance(value, str):
         return None
+    return value if len(value) <= limit else value[: limit - 1] + "\u2026"
+
+
+def clip_json(value: object, limit: int) -> JSONObject:
+    """An object itself when its JSON is short, else ``{"clipped": true, "preview", "size"}``."""
+    payload = _payload(value)
+    text = json.dumps(payload, separators=(",", ":"), default=str)
+    if len(text) <= limit:
+        return payload
+    return {"clipped": True, "preview": text[:limit], "size": len(text)}
+
+
+Text = Annotated[str | None, PlainValidator(_text)]
+LowerId = Annotated[str | None, PlainValidator(_lower_id)]
+Integer = Annotated[int | None, PlainValidator(_integer)]
+Number = Annotated[float | None, PlainValidator(_number)]
+Flag = Annotated[bool | None, PlainValidator(_flag)]
+Payload = Annotated[JSONObject, PlainValidator(_payload)]
+Strings = Annotated[tuple[str, ...], PlainValidator(_strings), PlainSerializer(list, return_type=list[str])]
+Moment = Annotated[
+    datetime | None, PlainValidator(parse_timestamp), PlainSerializer(_iso, return_type=str | None)
+]
+RequiredText = Annotated[str, PlainValidator(_required_text)]
+RequiredId = Annotated[str, PlainValidator(_required_id)]
+ClippedText = Annotated[str | None, PlainValidator(lambda value: clip_text(value, AI_CALL_TEXT_CHARS))]
+ClippedPayload = Annotated[JSONObject, PlainValidator(lambda value: clip_json(value, AI_CALL_PAYLOAD_CHARS))]
+
+
+def _dump_records(items: tuple[BaseModel, ...]) -> list[JSONObject]:
+    return [item.model_dump(mode="json") for item in items]
+
+
+# A tuple of nested records read by a plain validator (so unreadable ones become placeholders).
+RecordsDump = PlainSerializer(_dump_records, return_type=list[JSONObject])
+
+
+class Record(BaseModel):
+    """A record read from Mogplex (``read``) or from the snapshot store (``from_dict``)."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="ignore")
+
+    # How sentences name the record: "Mogplex sent <NOUN> without 'id'"; stored: "a stored <STORED_NOUN>".
+    NOUN: ClassVar[str] = "a record"
+    STORED_NOUN: ClassVar[str] = "record"
+
+    def to_dict(self) -> JSONObject:
+        """JSON-safe primitives (ISO strings for times) under the record's own field names."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The record as ``to_dict()`` stored it; ``RecordShapeError`` if the store holds something else."""
+        return cls._validated(data, stored=True)
+
+    @classmethod
+    def read(cls, value: object) -> Self:
+        """The record from upstream's JSON; ``RecordShapeError`` when it has no identity or status."""
+        return cls._validated(value, stored=False)
+
+    @classmethod
+    def _validated(cls, value: object, *, stored: bool) -> Self:
+        what = f"a stored {cls.STORED_NOUN}" if stored else cls.NOUN
+        obj = _object(value, what)
+        try:
+            return cls.model_validate(obj)
+        except ValidationError as exc:
+            raise _shape_error(what, cls._problem(exc, stored=stored)) from None
+
+    @classmethod
+    def _problem(cls, exc: ValidationError, *, stored: bool) -> str:
+        first = exc.errors()[0]
+        loc = first["loc"]
+        key = str(loc[0]) if loc else "?"
+        if stored:
+            # A missing field is reported under its upstream alias; the store spells it by name.
+            key = next(
+                (name for name, info in cls.model_fields.items() if info.validation_alias == key),
+                key,
+            )
+        if len(loc) > 1:
+            return f"with {'.'.join(str(part) for part in loc)!r} unreadable"
+        ctx = first.get("ctx") or {}
+        if first["type"] == "missing" or ctx.get("missing"):
+            return f"without {key!r}"
+        if "json_type" in ctx:
+            return f"with {key!r} as {ctx['json_type']}, not text"
+        return f"with {key!r} unreadable"
+
+    @classmethod
+    def placeholder(cls, **fields: Any) -> Self:
+        """A record built without validation: the stand-in for one that could not be read."""
+        return cls.model_construct(**fields)
+
+
+def _read_or_placeholder[R: Record](
+    cls: type[R], value: object, index: int, *, key: str, noun: str, build: Callable[[str, str, object], R]
+) -> R:
+    """``cls.read(value)``, or the placeholder ``build(id, sentence, value)`` for an unreadable one."""
     try:
-        parsed = datetime.fromisoformat(value.strip())
-        # A time at the edge of the calendar (year 1 or 9999) with an offset overflows in UTC.
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _time(obj: Mapping[str, Any], key: str) -> datetime | None:
-    return parse_timestamp(obj.get(key))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+        return cls.read(value)
+    except RecordShapeError as exc:
+        return build(record_id(value, key) or f"unreadable-{index}", unreadable_sentence(noun, exc), value)
 
 
 def http_url(value: object) -> str | None:
@@ -281,46 +450,27 @@ def error_message(content: bytes) -> str | None:
 # -- repos ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Repo:
+class Repo(Record):
     """A repository the token's user can run agents on (``GET /repos``)."""
 
-    id: str
-    full_name: str
-    installation_id: int | None = None
-    default_branch: str | None = None
-    root_directory: str | None = None
+    NOUN: ClassVar[str] = "a repo"
+    STORED_NOUN: ClassVar[str] = "repo"
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "full_name": self.full_name,
-            "installation_id": self.installation_id,
-            "default_branch": self.default_branch,
-            "root_directory": self.root_directory,
-        }
+    id: RequiredId
+    full_name: RequiredText
+    installation_id: Integer = None
+    default_branch: Text = None
+    root_directory: Text = None
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            id=_required_str(data, "id", "a stored repo"),
-            full_name=_required_str(data, "full_name", "a stored repo"),
-            installation_id=_int(data, "installation_id"),
-            default_branch=_str(data, "default_branch"),
-            root_directory=_str(data, "root_directory"),
-        )
+    @property
+    def app_covered(self) -> bool:
+        """Whether the GitHub App covers the repo (``installation_id`` null: synced only, no triggers)."""
+        return self.installation_id is not None
 
 
 def parse_repo(value: object) -> Repo:
     """One repo object from ``GET /repos``."""
-    obj = _object(value, "a repo")
-    return Repo(
-        id=_required_str(obj, "id", "a repo").lower(),
-        full_name=_required_str(obj, "full_name", "a repo"),
-        installation_id=_int(obj, "installation_id"),
-        default_branch=_str(obj, "default_branch"),
-        root_directory=_str(obj, "root_directory"),
-    )
+    return Repo.read(value)
 
 
 def parse_repos(data: object) -> tuple[Repo, ...]:
@@ -346,226 +496,157 @@ def _readable[R](parse: Callable[[object], R], items: list[Any]) -> tuple[R, ...
 # -- sandboxes --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sandbox:
+class Sandbox(Record):
     """A cloud sandbox (``GET /sandboxes``); ``id`` is the record id, ``sandbox_id`` the provider's."""
 
-    id: str
-    status: str
-    sandbox_id: str | None = None
-    repo_id: str | None = None
-    base_branch: str | None = None
-    working_branch: str | None = None
-    root_directory: str | None = None
-    preview_url: str | None = None
-    error: str | None = None
-    created_at: datetime | None = None
-    last_active_at: datetime | None = None
+    NOUN: ClassVar[str] = "a sandbox"
+    STORED_NOUN: ClassVar[str] = "sandbox"
+
+    id: RequiredId
+    status: RequiredText
+    sandbox_id: Text = None
+    repo_id: LowerId = None
+    base_branch: Text = None
+    working_branch: Text = None
+    root_directory: Text = None
+    preview_url: Text = None
+    error: Text = None
+    created_at: Moment = None
+    last_active_at: Moment = None
 
     @property
     def is_active(self) -> bool:
         """Whether upstream counts this sandbox as up (creating, installing, running or pausing)."""
         return self.status in ACTIVE_SANDBOX_STATUSES
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "sandbox_id": self.sandbox_id,
-            "repo_id": self.repo_id,
-            "base_branch": self.base_branch,
-            "working_branch": self.working_branch,
-            "root_directory": self.root_directory,
-            "preview_url": self.preview_url,
-            "error": self.error,
-            "created_at": _iso(self.created_at),
-            "last_active_at": _iso(self.last_active_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            id=_required_str(data, "id", "a stored sandbox"),
-            status=_required_str(data, "status", "a stored sandbox"),
-            sandbox_id=_str(data, "sandbox_id"),
-            repo_id=_str(data, "repo_id"),
-            base_branch=_str(data, "base_branch"),
-            working_branch=_str(data, "working_branch"),
-            root_directory=_str(data, "root_directory"),
-            preview_url=_str(data, "preview_url"),
-            error=_str(data, "error"),
-            created_at=_time(data, "created_at"),
-            last_active_at=_time(data, "last_active_at"),
-        )
-
 
 def parse_sandbox(value: object) -> Sandbox:
     """One sandbox object (snake_case, unlike runs)."""
-    obj = _object(value, "a sandbox")
-    return Sandbox(
-        id=_required_str(obj, "id", "a sandbox").lower(),
-        status=_required_str(obj, "status", "a sandbox"),
-        sandbox_id=_str(obj, "sandbox_id"),
-        repo_id=_id(obj, "repo_id"),
-        base_branch=_str(obj, "base_branch"),
-        working_branch=_str(obj, "working_branch"),
-        root_directory=_str(obj, "root_directory"),
-        preview_url=_str(obj, "preview_url"),
-        error=_str(obj, "error"),
-        created_at=_time(obj, "created_at"),
-        last_active_at=_time(obj, "last_active_at"),
-    )
+    return Sandbox.read(value)
 
 
 def parse_sandboxes(data: object) -> tuple[Sandbox, ...]:
     """The ``data`` of ``GET /sandboxes``: ``{"sandboxes": [...]}``; an unreadable one becomes a placeholder."""
     obj = _object(data, "sandboxes")
     items = _list(obj, "sandboxes", "the sandbox list")
-    return tuple(_sandbox_or_placeholder(item, index) for index, item in enumerate(items))
-
-
-def _sandbox_or_placeholder(value: object, index: int) -> Sandbox:
-    try:
-        return parse_sandbox(value)
-    except RecordShapeError as exc:
-        return Sandbox(
-            id=record_id(value, "id") or f"unreadable-{index}",
-            status=UNREADABLE,
-            error=unreadable_sentence("sandbox", exc),
+    return tuple(
+        _read_or_placeholder(
+            Sandbox,
+            item,
+            index,
+            key="id",
+            noun="sandbox",
+            build=lambda id_, sentence, _: Sandbox.placeholder(id=id_, status=UNREADABLE, error=sentence),
         )
+        for index, item in enumerate(items)
+    )
 
 
-@dataclass(frozen=True)
-class SandboxLifecycleEvent:
-    """One auto-pause or tab event of a sandbox; ``payload`` is unsanitised upstream text."""
+class SandboxLifecycleEvent(Record):
+    """One auto-pause or tab event of a sandbox, for its timeline; ``payload`` is unsanitised upstream text.
 
-    id: str
-    event_type: str
-    decision_code: str | None = None
-    worker_run_id: str | None = None
-    payload: JSONObject = field(default_factory=dict)
-    created_at: datetime | None = None
+    ``decision_code`` is one of ``AUTO_PAUSE_DECISION_CODES`` on the decision,
+    success and failure events; ``worker_run_id`` is the auto-pause worker's id.
+    """
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "event_type": self.event_type,
-            "decision_code": self.decision_code,
-            "worker_run_id": self.worker_run_id,
-            "payload": self.payload,
-            "created_at": _iso(self.created_at),
-        }
+    NOUN: ClassVar[str] = "a sandbox lifecycle event"
+    STORED_NOUN: ClassVar[str] = "lifecycle event"
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            id=_required_str(data, "id", "a stored lifecycle event"),
-            event_type=_required_str(data, "event_type", "a stored lifecycle event"),
-            decision_code=_str(data, "decision_code"),
-            worker_run_id=_str(data, "worker_run_id"),
-            payload=_payload(data, "payload"),
-            created_at=_time(data, "created_at"),
-        )
+    id: RequiredId
+    event_type: RequiredText
+    decision_code: Text = None
+    worker_run_id: Text = None
+    payload: Payload = Field(default_factory=dict)
+    created_at: Moment = None
 
 
 def parse_lifecycle_event(value: object) -> SandboxLifecycleEvent:
     """One entry of ``lifecycle_events``."""
-    obj = _object(value, "a sandbox lifecycle event")
-    return SandboxLifecycleEvent(
-        id=_required_str(obj, "id", "a sandbox lifecycle event").lower(),
-        event_type=_required_str(obj, "event_type", "a sandbox lifecycle event"),
-        decision_code=_str(obj, "decision_code"),
-        worker_run_id=_str(obj, "worker_run_id"),
-        payload=_payload(obj, "payload"),
-        created_at=_time(obj, "created_at"),
+    return SandboxLifecycleEvent.read(value)
+
+
+def _lifecycle_events(value: object) -> tuple[SandboxLifecycleEvent, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(
+        item
+        if isinstance(item, SandboxLifecycleEvent)
+        else _read_or_placeholder(
+            SandboxLifecycleEvent,
+            item,
+            index,
+            key="id",
+            noun="lifecycle event",
+            build=lambda id_, sentence, raw: SandboxLifecycleEvent.placeholder(
+                id=id_,
+                event_type=UNREADABLE,
+                payload={"problem": sentence},
+                created_at=parse_timestamp(raw.get("created_at")) if isinstance(raw, Mapping) else None,
+            ),
+        )
+        for index, item in enumerate(value)
     )
 
 
-@dataclass(frozen=True)
-class SandboxLogs:
+class SandboxLogs(Record):
     """``GET /sandboxes/{id}/logs``: the sandbox, its logs and its oldest 200 lifecycle events."""
 
+    NOUN: ClassVar[str] = "sandbox logs"
+    STORED_NOUN: ClassVar[str] = "sandbox logs"
+
     sandbox: Sandbox
-    install_log: str | None = None
-    dev_log: str | None = None
-    lifecycle_events: tuple[SandboxLifecycleEvent, ...] = ()
-
-    def to_dict(self) -> JSONObject:
-        return {
-            "sandbox": self.sandbox.to_dict(),
-            "install_log": self.install_log,
-            "dev_log": self.dev_log,
-            "lifecycle_events": [event.to_dict() for event in self.lifecycle_events],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            sandbox=Sandbox.from_dict(_object(data.get("sandbox"), "a stored sandbox")),
-            install_log=_str(data, "install_log"),
-            dev_log=_str(data, "dev_log"),
-            lifecycle_events=tuple(
-                SandboxLifecycleEvent.from_dict(_object(item, "a stored lifecycle event"))
-                for item in data.get("lifecycle_events") or ()
-            ),
-        )
+    install_log: Text = Field(default=None, validation_alias=AliasPath("sandbox", "install_log"))
+    dev_log: Text = Field(default=None, validation_alias=AliasPath("sandbox", "dev_log"))
+    # An unreadable lifecycle event becomes a placeholder, keeping its place in the timeline.
+    lifecycle_events: Annotated[
+        tuple[SandboxLifecycleEvent, ...], PlainValidator(_lifecycle_events), RecordsDump
+    ] = ()
 
 
 def parse_sandbox_logs(data: object) -> SandboxLogs:
-    """The ``data`` of ``GET /sandboxes/{id}/logs``."""
+    """The ``data`` of ``GET /sandboxes/{id}/logs``; an unreadable lifecycle event becomes a placeholder."""
     obj = _object(data, "sandbox logs")
     sandbox = _object(obj.get("sandbox"), "sandbox logs without a sandbox")
-    events = obj.get("lifecycle_events")
-    return SandboxLogs(
+    return SandboxLogs.placeholder(
         sandbox=parse_sandbox(sandbox),
-        install_log=_str(sandbox, "install_log"),
-        dev_log=_str(sandbox, "dev_log"),
-        lifecycle_events=tuple(parse_lifecycle_event(item) for item in events)
-        if isinstance(events, list)
-        else (),
+        install_log=_text(sandbox.get("install_log")),
+        dev_log=_text(sandbox.get("dev_log")),
+        lifecycle_events=_lifecycle_events(obj.get("lifecycle_events")),
     )
 
 
 # -- runs -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunBranch:
+class RunBranch(Record):
     """Where a run works: its base branch, its working branch, and whether it made a new one."""
 
-    base: str | None = None
-    working: str | None = None
-    create_branch: bool | None = None
-
-    def to_dict(self) -> JSONObject:
-        return {"base": self.base, "working": self.working, "create_branch": self.create_branch}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            base=_str(data, "base"), working=_str(data, "working"), create_branch=_bool(data, "create_branch")
-        )
+    base: Text = None
+    working: Text = None
+    create_branch: Flag = Field(default=None, validation_alias="createBranch")
 
 
-@dataclass(frozen=True)
-class RunDetail:
+class RunDetail(Record):
     """An agent run (``GET /runs/{id}``, and ``run`` in ``/events``). There is no PR URL here."""
 
-    run_id: str
-    status: str
-    ai_call_id: str | None = None
-    repo_id: str | None = None
-    sandbox_record_id: str | None = None
-    sandbox_id: str | None = None
-    harness: str | None = None
-    branch: RunBranch = field(default_factory=RunBranch)
-    root_directory: str | None = None
-    events_url: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    error: str | None = None
-    runtime_provider: str | None = None
-    runtime_run_id: str | None = None
+    NOUN: ClassVar[str] = "a run"
+    STORED_NOUN: ClassVar[str] = "run"
+
+    run_id: RequiredId = Field(validation_alias="runId")
+    status: RequiredText
+    ai_call_id: LowerId = Field(default=None, validation_alias="aiCallId")
+    repo_id: LowerId = Field(default=None, validation_alias="repoId")
+    sandbox_record_id: LowerId = Field(default=None, validation_alias="sandboxRecordId")
+    sandbox_id: Text = Field(default=None, validation_alias="sandboxId")
+    harness: Text = None
+    branch: Annotated[RunBranch, BeforeValidator(_mapping_or_empty)] = Field(default_factory=RunBranch)
+    root_directory: Text = Field(default=None, validation_alias="rootDirectory")
+    events_url: Text = Field(default=None, validation_alias="eventsUrl")
+    created_at: Moment = Field(default=None, validation_alias="createdAt")
+    updated_at: Moment = Field(default=None, validation_alias="updatedAt")
+    error: Text = None
+    runtime_provider: Text = Field(default=None, validation_alias=AliasPath("runtime", "provider"))
+    runtime_run_id: Text = Field(default=None, validation_alias=AliasPath("runtime", "runId"))
 
     @property
     def is_terminal(self) -> bool:
@@ -581,75 +662,10 @@ class RunDetail:
         """A non-terminal run whose ``updated_at`` is older than ``STALE_AFTER``: its worker may be dead."""
         return not self.is_terminal and self.updated_at is not None and now - self.updated_at > STALE_AFTER
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "ai_call_id": self.ai_call_id,
-            "repo_id": self.repo_id,
-            "sandbox_record_id": self.sandbox_record_id,
-            "sandbox_id": self.sandbox_id,
-            "harness": self.harness,
-            "branch": self.branch.to_dict(),
-            "root_directory": self.root_directory,
-            "events_url": self.events_url,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "error": self.error,
-            "runtime_provider": self.runtime_provider,
-            "runtime_run_id": self.runtime_run_id,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        branch = data.get("branch")
-        return cls(
-            run_id=_required_str(data, "run_id", "a stored run"),
-            status=_required_str(data, "status", "a stored run"),
-            ai_call_id=_str(data, "ai_call_id"),
-            repo_id=_str(data, "repo_id"),
-            sandbox_record_id=_str(data, "sandbox_record_id"),
-            sandbox_id=_str(data, "sandbox_id"),
-            harness=_str(data, "harness"),
-            branch=RunBranch.from_dict(branch) if isinstance(branch, Mapping) else RunBranch(),
-            root_directory=_str(data, "root_directory"),
-            events_url=_str(data, "events_url"),
-            created_at=_time(data, "created_at"),
-            updated_at=_time(data, "updated_at"),
-            error=_str(data, "error"),
-            runtime_provider=_str(data, "runtime_provider"),
-            runtime_run_id=_str(data, "runtime_run_id"),
-        )
-
 
 def parse_run_detail(value: object) -> RunDetail:
     """A RunDetail object (camelCase), as in ``{"run": ...}`` or the flat ``mogplex run --json`` output."""
-    obj = _object(value, "a run")
-    branch = obj.get("branch")
-    runtime = obj.get("runtime")
-    branch_obj: Mapping[str, Any] = branch if isinstance(branch, Mapping) else {}
-    runtime_obj: Mapping[str, Any] = runtime if isinstance(runtime, Mapping) else {}
-    return RunDetail(
-        run_id=_required_str(obj, "runId", "a run").lower(),
-        status=_required_str(obj, "status", "a run"),
-        ai_call_id=_id(obj, "aiCallId"),
-        repo_id=_id(obj, "repoId"),
-        sandbox_record_id=_id(obj, "sandboxRecordId"),
-        sandbox_id=_str(obj, "sandboxId"),
-        harness=_str(obj, "harness"),
-        branch=RunBranch(
-            base=_str(branch_obj, "base"),
-            working=_str(branch_obj, "working"),
-            create_branch=_bool(branch_obj, "createBranch"),
-        ),
-        root_directory=_str(obj, "rootDirectory"),
-        events_url=_str(obj, "eventsUrl"),
-        created_at=_time(obj, "createdAt"),
-        updated_at=_time(obj, "updatedAt"),
-        error=_str(obj, "error"),
-        runtime_provider=_str(runtime_obj, "provider"),
-        runtime_run_id=_str(runtime_obj, "runId"),
-    )
+    return RunDetail.read(value)
 
 
 def parse_run(data: object) -> RunDetail:
@@ -657,62 +673,56 @@ def parse_run(data: object) -> RunDetail:
     return parse_run_detail(_object(data, "a run response").get("run"))
 
 
-@dataclass(frozen=True)
-class RunEvent:
+class RunEvent(Record):
     """One event of a run. ``message`` and ``tool_name`` are agent-written and unsanitised."""
 
-    id: str
-    type: str
-    tool_name: str | None = None
-    message: str | None = None
-    payload: JSONObject = field(default_factory=dict)
-    created_at: datetime | None = None
+    NOUN: ClassVar[str] = "a run event"
+    STORED_NOUN: ClassVar[str] = "event"
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "tool_name": self.tool_name,
-            "message": self.message,
-            "payload": self.payload,
-            "created_at": _iso(self.created_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            id=_required_str(data, "id", "a stored event"),
-            type=_required_str(data, "type", "a stored event"),
-            tool_name=_str(data, "tool_name"),
-            message=_str(data, "message"),
-            payload=_payload(data, "payload"),
-            created_at=_time(data, "created_at"),
-        )
+    id: RequiredId
+    type: RequiredText
+    tool_name: Text = Field(default=None, validation_alias="toolName")
+    message: Text = None
+    payload: Payload = Field(default_factory=dict)
+    created_at: Moment = Field(default=None, validation_alias="createdAt")
 
 
 def parse_run_event(value: object) -> RunEvent:
     """One entry of ``events`` in ``GET /runs/{id}/events``."""
-    obj = _object(value, "a run event")
-    return RunEvent(
-        id=_required_str(obj, "id", "a run event").lower(),
-        type=_required_str(obj, "type", "a run event"),
-        tool_name=_str(obj, "toolName"),
-        message=_str(obj, "message"),
-        payload=_payload(obj, "payload"),
-        created_at=_time(obj, "createdAt"),
-    )
+    return RunEvent.read(value)
 
 
-@dataclass(frozen=True)
-class RunEvents:
+class RunOutcome(Record):
+    """How a run ended, from its events: the terminal event's codes and what was delivered.
+
+    ``failure_code`` and ``exit_code`` come from the last ``finished`` or ``failed``
+    event's payload; ``delivery`` is ``pull_request`` or ``no_changes`` from the
+    last ``git_delivery`` log ("No code changes to deliver" is not a PR).
+    """
+
+    terminal_event: Text = None
+    failure_code: Text = None
+    exit_code: Integer = None
+    delivery: Text = None
+
+    @property
+    def reason(self) -> str | None:
+        """One plain reason for a failure ("the agent exited with code 2"); an unknown code as it is."""
+        return failure_reason(self.failure_code, self.exit_code)
+
+
+class RunEvents(Record):
     """``GET /runs/{id}/events``: the run's state and its first events (oldest first, at most 200).
 
     ``server_date`` is the response's HTTP ``Date``, for estimating upstream's clock skew.
     """
 
+    NOUN: ClassVar[str] = "a run events response"
+    STORED_NOUN: ClassVar[str] = "run events"
+
     run: RunDetail
     events: tuple[RunEvent, ...] = ()
-    server_date: datetime | None = None
+    server_date: Moment = None
 
     def pr_url(self) -> str | None:
         """The pull request URL from the last ``git_delivery`` log event that has an http(s) one.
@@ -727,26 +737,33 @@ class RunEvents:
                 return url
         return None
 
+    def outcome(self) -> RunOutcome:
+        """The terminal event's ``failure_code`` and ``exit_code``, and what was delivered, if the feed shows them."""
+        terminal = next(
+            (e for e in reversed(self.events) if e.type in ("finished", "failed", "cancelled")), None
+        )
+        delivery = next(
+            (
+                e
+                for e in reversed(self.events)
+                if e.type == "log" and e.payload.get("stage") == "git_delivery"
+            ),
+            None,
+        )
+        delivered = None
+        if delivery is not None:
+            delivered = "pull_request" if http_url(delivery.payload.get("pull_request_url")) else "no_changes"
+        payload = terminal.payload if terminal is not None else {}
+        return RunOutcome(
+            terminal_event=terminal.type if terminal is not None else None,
+            failure_code=_text(payload.get("failure_code")),
+            exit_code=_integer(payload.get("exit_code")),
+            delivery=delivered,
+        )
+
     def truncated(self, limit: int) -> bool:
         """Whether the feed hit ``limit``: events after that are invisible through v1."""
         return len(self.events) == limit
-
-    def to_dict(self) -> JSONObject:
-        return {
-            "run": self.run.to_dict(),
-            "events": [event.to_dict() for event in self.events],
-            "server_date": _iso(self.server_date),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            run=RunDetail.from_dict(_object(data.get("run"), "a stored run")),
-            events=tuple(
-                RunEvent.from_dict(_object(item, "a stored event")) for item in data.get("events") or ()
-            ),
-            server_date=_time(data, "server_date"),
-        )
 
 
 def parse_run_events(data: object, server_date: datetime | None = None) -> RunEvents:
@@ -765,83 +782,52 @@ def parse_run_events(data: object, server_date: datetime | None = None) -> RunEv
     try:
         detail = parse_run_detail(run)
     except RecordShapeError as exc:
-        detail = RunDetail(
+        detail = RunDetail.placeholder(
             run_id=record_id(run, "runId") or "", status=UNREADABLE, error=unreadable_sentence("run", exc)
         )
-    return RunEvents(
+    return RunEvents.placeholder(
         run=detail,
-        events=tuple(_event_or_placeholder(item, index) for index, item in enumerate(events)),
+        events=tuple(
+            _read_or_placeholder(
+                RunEvent,
+                item,
+                index,
+                key="id",
+                noun="event",
+                build=lambda id_, sentence, raw: RunEvent.placeholder(
+                    id=id_,
+                    type=UNREADABLE,
+                    message=sentence,
+                    created_at=parse_timestamp(raw.get("createdAt")) if isinstance(raw, Mapping) else None,
+                ),
+            )
+            for index, item in enumerate(events)
+        ),
         server_date=server_date,
     )
-
-
-def _event_or_placeholder(value: object, index: int) -> RunEvent:
-    try:
-        return parse_run_event(value)
-    except RecordShapeError as exc:
-        created_at = _time(value, "createdAt") if isinstance(value, Mapping) else None
-        # Events are oldest first and capped, so an id-less one keeps its position as its id.
-        return RunEvent(
-            id=record_id(value, "id") or f"unreadable-{index}",
-            type=UNREADABLE,
-            message=unreadable_sentence("event", exc),
-            created_at=created_at,
-        )
 
 
 # -- models and agents ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Model:
+class Model(Record):
     """An AI model the user may run with; prices are USD per token."""
 
-    id: str
-    provider: str | None = None
-    name: str | None = None
-    context_length: int | None = None
-    capabilities: tuple[str, ...] = ()
-    pricing_input: float | None = None
-    pricing_output: float | None = None
+    NOUN: ClassVar[str] = "a model"
+    STORED_NOUN: ClassVar[str] = "model"
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "provider": self.provider,
-            "name": self.name,
-            "context_length": self.context_length,
-            "capabilities": list(self.capabilities),
-            "pricing_input": self.pricing_input,
-            "pricing_output": self.pricing_output,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            id=_required_str(data, "id", "a stored model"),
-            provider=_str(data, "provider"),
-            name=_str(data, "name"),
-            context_length=_int(data, "context_length"),
-            capabilities=_strings(data, "capabilities"),
-            pricing_input=_float(data, "pricing_input"),
-            pricing_output=_float(data, "pricing_output"),
-        )
+    id: RequiredText
+    provider: Text = None
+    name: Text = None
+    context_length: Integer = Field(default=None, validation_alias="contextLength")
+    capabilities: Strings = ()
+    pricing_input: Number = Field(default=None, validation_alias=AliasPath("pricing", "input"))
+    pricing_output: Number = Field(default=None, validation_alias=AliasPath("pricing", "output"))
 
 
 def parse_model(value: object) -> Model:
     """One entry of ``GET /models``; ``id`` is an opaque string, not a UUID."""
-    obj = _object(value, "a model")
-    pricing = obj.get("pricing")
-    pricing_obj: Mapping[str, Any] = pricing if isinstance(pricing, Mapping) else {}
-    return Model(
-        id=_required_str(obj, "id", "a model"),
-        provider=_str(obj, "provider"),
-        name=_str(obj, "name"),
-        context_length=_int(obj, "contextLength"),
-        capabilities=_strings(obj, "capabilities"),
-        pricing_input=_float(pricing_obj, "input"),
-        pricing_output=_float(pricing_obj, "output"),
-    )
+    return Model.read(value)
 
 
 def parse_models(data: object) -> tuple[Model, ...]:
@@ -849,54 +835,29 @@ def parse_models(data: object) -> tuple[Model, ...]:
     return _readable(parse_model, _list(_object(data, "models"), "models", "the model list"))
 
 
-@dataclass(frozen=True)
-class Agent:
-    """An agent definition: a preset (``id`` is ``preset:<name>``) or one of the user's own."""
+class Agent(Record):
+    """An agent definition: a preset (``id`` ``preset:<TEMPLATE NAME>``, ``slug`` null) or one of the user's own."""
 
-    id: str
-    name: str | None = None
-    model: str | None = None
-    slug: str | None = None
-    description: str | None = None
-    category: str | None = None
-    preset: bool | None = None
+    NOUN: ClassVar[str] = "an agent"
+    STORED_NOUN: ClassVar[str] = "agent"
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "model": self.model,
-            "slug": self.slug,
-            "description": self.description,
-            "category": self.category,
-            "preset": self.preset,
-        }
+    id: RequiredText
+    name: Text = None
+    model: Text = None
+    slug: Text = None
+    description: Text = None
+    category: Text = None
+    preset: Flag = None
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            id=_required_str(data, "id", "a stored agent"),
-            name=_str(data, "name"),
-            model=_str(data, "model"),
-            slug=_str(data, "slug"),
-            description=_str(data, "description"),
-            category=_str(data, "category"),
-            preset=_bool(data, "preset"),
-        )
+    @property
+    def is_preset(self) -> bool:
+        """A preset template, by its flag or, when that is missing, by its ``preset:`` id."""
+        return self.preset if self.preset is not None else self.id.startswith("preset:")
 
 
 def parse_agent(value: object) -> Agent:
     """One entry of ``GET /agents``."""
-    obj = _object(value, "an agent")
-    return Agent(
-        id=_required_str(obj, "id", "an agent"),
-        name=_str(obj, "name"),
-        model=_str(obj, "model"),
-        slug=_str(obj, "slug"),
-        description=_str(obj, "description"),
-        category=_str(obj, "category"),
-        preset=_bool(obj, "preset"),
-    )
+    return Agent.read(value)
 
 
 def parse_agents(data: object) -> tuple[Agent, ...]:
@@ -907,64 +868,87 @@ def parse_agents(data: object) -> tuple[Agent, ...]:
 # -- the account ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AccountUser:
-    """Who a PAT belongs to (``GET /api/auth/user``); every field may be missing."""
+class GithubAction(Record):
+    """What Mogplex says to do next about GitHub: ``kind`` (``connect``, ``install``,
+    ``complete_install``, ``open_spaces``), a label, and an ``href`` into the Mogplex app."""
 
-    id: str | None = None
-    email: str | None = None
-    username: str | None = None
-    name: str | None = None
-    github_username: str | None = None
-    github_state: str | None = None
-    github_status_label: str | None = None
-    allow_platform_ai: bool | None = None
-    allow_platform_sandbox: bool | None = None
+    kind: Text = None
+    label: Text = None
+    href: Text = None
 
-    def to_dict(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "email": self.email,
-            "username": self.username,
-            "name": self.name,
-            "github_username": self.github_username,
-            "github_state": self.github_state,
-            "github_status_label": self.github_status_label,
-            "allow_platform_ai": self.allow_platform_ai,
-            "allow_platform_sandbox": self.allow_platform_sandbox,
-        }
+    def url(self, app_base: str) -> str | None:
+        """The action's address under ``app_base`` (relative hrefs are joined to it), http(s) only."""
+        if self.href is None:
+            return None
+        if self.href.startswith("/") and not self.href.startswith("//"):
+            return http_url(app_base.rstrip("/") + self.href)
+        return http_url(self.href)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            id=_str(data, "id"),
-            email=_str(data, "email"),
-            username=_str(data, "username"),
-            name=_str(data, "name"),
-            github_username=_str(data, "github_username"),
-            github_state=_str(data, "github_state"),
-            github_status_label=_str(data, "github_status_label"),
-            allow_platform_ai=_bool(data, "allow_platform_ai"),
-            allow_platform_sandbox=_bool(data, "allow_platform_sandbox"),
-        )
+
+class VercelCapability(Record):
+    """The compute capability Mogplex reports (``vercel`` in ``/api/auth/user``)."""
+
+    platform_state: Text = Field(default=None, validation_alias="platformState")
+    personal_state: Text = Field(default=None, validation_alias="personalState")
+    linked_project_state: Text = Field(default=None, validation_alias="linkedProjectState")
+    can_use_platform_ops: Flag = Field(default=None, validation_alias="canUsePlatformOps")
+    can_link_user_billing_project: Flag = Field(default=None, validation_alias="canLinkUserBillingProject")
+    can_use_user_billing: Flag = Field(default=None, validation_alias="canUseUserBilling")
+    status_label: Text = Field(default=None, validation_alias="statusLabel")
+    status_detail: Text = Field(default=None, validation_alias="statusDetail")
+
+
+class AccountUser(Record):
+    """Who a PAT belongs to and how ready the account is (``GET /api/auth/user``); every field may be missing.
+
+    GitHub readiness is ``github_state`` (one of ``GITHUB_STATES``; only
+    ``app_installed_with_synced_repos`` is ready) with Mogplex's own label, one
+    sentence of detail and the next action; ``allow_platform_*`` is the platform
+    access; ``vercel`` the compute capability.
+    """
+
+    NOUN: ClassVar[str] = "a user"
+    STORED_NOUN: ClassVar[str] = "user"
+
+    id: LowerId = None
+    email: Text = None
+    username: Text = None
+    name: Text = None
+    avatar_url: Text = None
+    github_username: Text = None
+    github_state: Text = None
+    github_connected: Flag = None
+    github_app_connected: Flag = None
+    github_connection_mode: Text = None
+    github_app_available: Flag = None
+    github_install_pending: Flag = None
+    github_installation_count: Integer = None
+    github_synced_repo_count: Integer = None
+    github_covered_repo_count: Integer = None
+    github_status_label: Text = None
+    github_status_detail: Text = None
+    github_primary_action: Annotated[GithubAction | None, BeforeValidator(_mapping_or_none)] = None
+    allow_platform_ai: Flag = Field(
+        default=None, validation_alias=AliasPath("platform_access", "allowPlatformAi")
+    )
+    allow_platform_sandbox: Flag = Field(
+        default=None, validation_alias=AliasPath("platform_access", "allowPlatformSandbox")
+    )
+    vercel: Annotated[VercelCapability, BeforeValidator(_mapping_or_empty)] = Field(
+        default_factory=VercelCapability
+    )
+    account_vercel_project_id: Text = None
+    account_vercel_team_id: Text = None
+
+    @property
+    def github_ready(self) -> bool:
+        """GitHub App coverage is active and synced repositories are there."""
+        return self.github_state == "app_installed_with_synced_repos"
 
 
 def parse_account_user(value: object) -> AccountUser:
     """The ``user`` object of ``GET /api/auth/user``."""
-    obj = _object(value, "a user")
-    access = obj.get("platform_access")
-    access_obj: Mapping[str, Any] = access if isinstance(access, Mapping) else {}
-    return AccountUser(
-        id=_id(obj, "id"),
-        email=_str(obj, "email"),
-        username=_str(obj, "username"),
-        name=_str(obj, "name"),
-        github_username=_str(obj, "github_username"),
-        github_state=_str(obj, "github_state"),
-        github_status_label=_str(obj, "github_status_label"),
-        allow_platform_ai=_bool(access_obj, "allowPlatformAi"),
-        allow_platform_sandbox=_bool(access_obj, "allowPlatformSandbox"),
-    )
+    return AccountUser.read(value)
 
 
 def parse_auth_user(body: object) -> AccountUser | None:
@@ -978,3 +962,296 @@ def parse_auth_user(body: object) -> AccountUser | None:
         raise _shape_error("the auth user response", "without 'user'")
     user = obj["user"]
     return None if user is None else parse_account_user(user)
+
+
+# -- automations ------------------------------------------------------------------
+
+_CURSOR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$")
+_CURSOR_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_CURSOR_CHARS = 512
+
+
+def automation_cursor_valid(cursor: object) -> bool:
+    """Whether ``cursor`` is one Mogplex would accept: base64url of ``{createdAt, id}`` with an ISO time and a UUID.
+
+    Mirrors ``parseMogplexApiAutomationCursor``; anything else would cost a 400
+    ``Invalid cursor``, so the board never sends it.
+    """
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR_CHARS or not _BASE64URL.match(cursor):
+        return False
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    if not isinstance(decoded, dict):
+        return False
+    created_at, automation_id = decoded.get("createdAt"), decoded.get("id")
+    if not isinstance(created_at, str) or not _CURSOR_DATE.match(created_at):
+        return False
+    if not isinstance(automation_id, str) or not _CURSOR_ID.match(automation_id):
+        return False
+    return parse_timestamp(created_at) is not None
+
+
+class Automation(Record):
+    """An automation as ``GET /automations`` lists it; ``status`` is ``active`` or ``inactive``."""
+
+    NOUN: ClassVar[str] = "an automation"
+    STORED_NOUN: ClassVar[str] = "automation"
+
+    id: RequiredId
+    status: RequiredText
+    installation_id: Integer = Field(default=None, validation_alias="installationId")
+    name: Text = None
+    description: Text = None
+    published_version_id: LowerId = Field(default=None, validation_alias="publishedVersionId")
+    created_at: Moment = Field(default=None, validation_alias="createdAt")
+    updated_at: Moment = Field(default=None, validation_alias="updatedAt")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+
+class AutomationRunSummary(Record):
+    """``runSummary``: the last job run (its id is a job-run id, not an agent run's) and the counts."""
+
+    last_run_id: LowerId = Field(default=None, validation_alias="lastRunId")
+    last_run_status: Text = Field(default=None, validation_alias="lastRunStatus")
+    running_count: Integer = Field(default=None, validation_alias="runningCount")
+    pending_count: Integer = Field(default=None, validation_alias="pendingCount")
+    failed_24h: Integer = Field(default=None, validation_alias="failed24h")
+
+
+class PublishedVersion(Record):
+    id: LowerId = None
+    version_number: Integer = Field(default=None, validation_alias="versionNumber")
+    created_at: Moment = Field(default=None, validation_alias="createdAt")
+
+
+class AutomationDetail(Automation):
+    """``GET /automations/{id}``: the automation with its notes, published version and ``runSummary``.
+
+    The graphs are left out: the board shows health, not the flow.
+    """
+
+    notes: Text = None
+    published_version: Annotated[PublishedVersion | None, BeforeValidator(_mapping_or_none)] = Field(
+        default=None, validation_alias="publishedVersion"
+    )
+    run_summary: Annotated[AutomationRunSummary, BeforeValidator(_mapping_or_empty)] = Field(
+        default_factory=AutomationRunSummary, validation_alias="runSummary"
+    )
+
+
+class AutomationPage(Record):
+    """One page of ``GET /automations``. ``next_cursor`` is upstream's, and only ever one Mogplex would accept:
+    a malformed one is dropped and ``cursor_refused`` says the list may go on beyond this page."""
+
+    automations: tuple[Automation, ...] = ()
+    next_cursor: Text = None
+    cursor_refused: bool = False
+
+
+def _automation_or_placeholder(value: object, index: int) -> Automation:
+    return _read_or_placeholder(
+        Automation,
+        value,
+        index,
+        key="id",
+        noun="automation",
+        build=lambda id_, sentence, _: Automation.placeholder(
+            id=id_, status=UNREADABLE, description=sentence
+        ),
+    )
+
+
+def parse_automations(data: object) -> AutomationPage:
+    """The ``data`` of ``GET /automations``: ``{"automations": [...], "nextCursor": str|null}``."""
+    obj = _object(data, "automations")
+    items = _list(obj, "automations", "the automation list")
+    cursor = obj.get("nextCursor")
+    valid = automation_cursor_valid(cursor)
+    return AutomationPage.placeholder(
+        automations=tuple(_automation_or_placeholder(item, index) for index, item in enumerate(items)),
+        next_cursor=cursor if valid else None,
+        cursor_refused=cursor is not None and not valid,
+    )
+
+
+def parse_automation(data: object) -> AutomationDetail:
+    """The ``data`` of ``GET /automations/{id}``: ``{"automation": {...}}``."""
+    return AutomationDetail.read(_object(data, "an automation response").get("automation"))
+
+
+# -- job runs ---------------------------------------------------------------------
+
+
+class JobRun(Record):
+    """A job run of an automation (``GET /automations/{id}/runs``). Its id is not an agent run's:
+    ``/runs/{id}`` does not know it."""
+
+    NOUN: ClassVar[str] = "a job run"
+    STORED_NOUN: ClassVar[str] = "job run"
+
+    id: RequiredId
+    status: RequiredText
+    automation_id: LowerId = Field(default=None, validation_alias="flow_id")
+    created_at: Moment = None
+    started_at: Moment = None
+    completed_at: Moment = None
+    duration_ms: Integer = None
+    input_tokens: Integer = None
+    output_tokens: Integer = None
+    error: Text = None
+    source_kind: Text = None
+    source_type: Text = None
+    repo_id: LowerId = Field(default=None, validation_alias=AliasPath("repo", "id"))
+    repo_full_name: Text = Field(default=None, validation_alias=AliasPath("repo", "full_name"))
+    runtime_run_id: Text = None
+    cancel_requested_at: Moment = None
+    cancelled_at: Moment = None
+    cancel_reason: Text = None
+    cost_usd: Number = None
+    cancelable: Flag = None
+    latest_dispatch_outcome: Text = Field(
+        default=None, validation_alias=AliasPath("latest_dispatch_event", "outcome")
+    )
+    latest_dispatch_reason: Text = Field(
+        default=None, validation_alias=AliasPath("latest_dispatch_event", "reason")
+    )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_JOB_RUN_STATUSES
+
+    def pending_too_long(self, now: datetime) -> bool:
+        """Pending for longer than ``JOB_RUN_PENDING_TOO_LONG`` (Mogplex's "Action required")."""
+        return (
+            self.status == "pending"
+            and self.created_at is not None
+            and now - self.created_at > JOB_RUN_PENDING_TOO_LONG
+        )
+
+
+def parse_job_runs(data: object) -> tuple[JobRun, ...]:
+    """The ``data`` of ``GET /automations/{id}/runs``: ``{"runs": [...]}``, newest first."""
+    items = _list(_object(data, "job runs"), "runs", "the job run list")
+    return tuple(
+        _read_or_placeholder(
+            JobRun,
+            item,
+            index,
+            key="id",
+            noun="job run",
+            build=lambda id_, sentence, _: JobRun.placeholder(id=id_, status=UNREADABLE, error=sentence),
+        )
+        for index, item in enumerate(items)
+    )
+
+
+class AiCallEvent(Record):
+    """One raw event of a job run's AI call, clipped: upstream never cleans these."""
+
+    NOUN: ClassVar[str] = "an AI call event"
+    STORED_NOUN: ClassVar[str] = "AI call event"
+
+    id: RequiredId
+    event_type: RequiredText
+    tool_name: ClippedText = None
+    message: ClippedText = None
+    payload: ClippedPayload = Field(default_factory=dict)
+    created_at: Moment = None
+
+
+def _ai_call_events(value: object) -> tuple[AiCallEvent, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    # The newest ones: the end of a call says how it went.
+    kept = list(value)[-AI_CALL_EVENTS_KEPT:]
+    return tuple(
+        item
+        if isinstance(item, AiCallEvent)
+        else _read_or_placeholder(
+            AiCallEvent,
+            item,
+            index,
+            key="id",
+            noun="AI call event",
+            build=lambda id_, sentence, _: AiCallEvent.placeholder(
+                id=id_, event_type=UNREADABLE, message=sentence
+            ),
+        )
+        for index, item in enumerate(kept)
+    )
+
+
+def _count(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return len(value) if isinstance(value, list | tuple) else 0
+
+
+class AiCall(Record):
+    """An AI call of a job run, with its newest events (``events_total`` counts them all)."""
+
+    NOUN: ClassVar[str] = "an AI call"
+    STORED_NOUN: ClassVar[str] = "AI call"
+
+    id: RequiredId
+    status: Text = None
+    model: ClippedText = None
+    error: ClippedText = None
+    started_at: Moment = None
+    completed_at: Moment = None
+    total_tokens: Integer = None
+    tool_calls_count: Integer = None
+    events: Annotated[tuple[AiCallEvent, ...], PlainValidator(_ai_call_events), RecordsDump] = ()
+    events_total: int = 0
+
+
+def _ai_calls(value: object) -> tuple[AiCall, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    calls = []
+    for item in value:
+        if isinstance(item, AiCall):
+            calls.append(item)
+            continue
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            calls.append(AiCall.read({"events_total": _count(item.get("events")), **item}))
+        except RecordShapeError:
+            continue
+    return tuple(calls)
+
+
+class DispatchEvent(Record):
+    event_kind: Text = None
+    outcome: Text = None
+    reason: ClippedText = None
+    created_at: Moment = None
+
+
+def _dispatch_events(value: object) -> tuple[DispatchEvent, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(
+        item if isinstance(item, DispatchEvent) else DispatchEvent.model_validate(item)
+        for item in value
+        if isinstance(item, Mapping | DispatchEvent)
+    )
+
+
+class JobRunDetail(JobRun):
+    """``GET /automations/{id}/runs/{runId}``: the job run with its dispatch events and AI calls, clipped."""
+
+    dispatch_events: Annotated[tuple[DispatchEvent, ...], PlainValidator(_dispatch_events), RecordsDump] = ()
+    ai_calls: Annotated[tuple[AiCall, ...], PlainValidator(_ai_calls), RecordsDump] = ()
+
+
+def parse_job_run(data: object) -> JobRunDetail:
+    """The ``data`` of ``GET /automations/{id}/runs/{runId}``: ``{"run": {...}}``."""
+    return JobRunDetail.read(_object(data, "a job run response").get("run"))
