@@ -38,7 +38,8 @@ USER = "carol"
 MISSING_RUN = "6f1c1f5e-0000-4000-8000-000000000000"
 ALLOWED_PATH = re.compile(
     r"^/api/v1/mogplex/(repos|sandboxes|sandboxes/[0-9a-f-]{36}/logs|runs/[0-9a-f-]{36}"
-    r"|runs/[0-9a-f-]{36}/events|models|agents)$|^/api/auth/user$"
+    r"|runs/[0-9a-f-]{36}/events|models|agents|automations|automations/[0-9a-f-]{36}"
+    r"|automations/[0-9a-f-]{36}/runs|automations/[0-9a-f-]{36}/runs/[0-9a-f-]{36})$|^/api/auth/user$"
 )
 LOG_LINE = re.compile(r"^mogplex source=(\S+) endpoint=(\S+) outcome=(\S+) status=(\S+) ms=\d+$")
 
@@ -144,6 +145,8 @@ def test_every_read_sends_one_get_on_the_allow_list_without_an_idempotency_key(r
     sim = reader.sim
     run_id = started_run(sim)
     sandbox_id = str(sim.create_sandbox(USER, status="running")["id"])
+    automation_id = str(sim.create_automation(USER)["id"])
+    job_run_id = str(sim.create_job_run(automation_id)["id"])
     mark = reader.mark()
     client = reader.client
 
@@ -155,7 +158,13 @@ def test_every_read_sends_one_get_on_the_allow_list_without_an_idempotency_key(r
     models = client.models()
     agents = client.agents()
     user = client.auth_user()
+    page = client.automations()
+    automation = client.automation(automation_id)
+    job_runs = client.automation_runs(automation_id)
+    job_run = client.automation_run(automation_id, job_run_id)
 
+    assert [a.id for a in page.automations] == [automation.id] == [automation_id]
+    assert [r.id for r in job_runs] == [job_run.id] == [job_run_id]
     assert repos and all(repo.full_name for repo in repos)
     assert [s.id for s in sandboxes] == [sandbox_id]
     assert logs.sandbox.id == sandbox_id
@@ -163,7 +172,7 @@ def test_every_read_sends_one_get_on_the_allow_list_without_an_idempotency_key(r
     assert models and agents
     assert user is not None
     records = reader.new_requests(mark)
-    assert len(records) == 8
+    assert len(records) == 12
     assert {r["method"] for r in records} == {"GET"}
     assert all(ALLOWED_PATH.match(r["path"]) for r in records), [r["path"] for r in records]
     assert not any(r["idempotency_key"] for r in records)
@@ -541,3 +550,135 @@ def test_every_error_class_has_its_own_kind() -> None:
     assert sorted(ERROR_KINDS) == sorted(cls.kind for cls in classes)
     assert len(set(ERROR_KINDS)) == len(ERROR_KINDS)
     assert all(str(cls()).endswith(".") for cls in classes)
+
+
+# -- automations, job runs, readiness, failures -------------------------------------------
+
+
+def test_automations_page_by_cursor_and_only_a_well_formed_cursor_is_passed_on(reader: Reader) -> None:
+    sim = reader.sim
+    made = [str(sim.create_automation(USER, name=f"A{n}")["id"]) for n in range(3)]
+    mark = reader.mark()
+
+    first = reader.client.automations(limit=2)
+    second = reader.client.automations(cursor=first.next_cursor, limit=2)
+
+    assert [a.id for a in first.automations + second.automations] == made[::-1]
+    assert first.next_cursor is not None and second.next_cursor is None
+    assert not first.cursor_refused
+    for bad in ("%%", "abc", "", "eyJ4IjoxfQ"):
+        with pytest.raises(ValueError, match="not a cursor Mogplex gave out"):
+            reader.client.automations(cursor=bad)
+    records = reader.new_requests(mark)
+    assert [r["query"] for r in records] == ["limit=2", f"limit=2&cursor={first.next_cursor}"]
+    assert {r["status"] for r in records} == {200}
+
+
+def test_an_automation_has_its_run_summary_and_job_runs(reader: Reader) -> None:
+    sim = reader.sim
+    automation_id = str(sim.create_automation(USER, name="Review PRs")["id"])
+    ok, bad, waiting = (str(sim.create_job_run(automation_id)["id"]) for _ in range(3))
+    for job in (ok, bad):
+        sim.set_job_run_status(job, "running")
+    sim.set_job_run_status(ok, "success")
+    sim.set_job_run_status(bad, "failed", error="Agent run exited with code 2.")
+    old = str(sim.create_job_run(automation_id, age_seconds=600)["id"])
+
+    automation = reader.client.automation(automation_id)
+    runs = reader.client.automation_runs(automation_id, limit=10)
+    detail = reader.client.automation_run(automation_id, bad)
+
+    summary = automation.run_summary
+    assert (summary.pending_count, summary.running_count, summary.failed_24h) == (2, 0, 1)
+    assert summary.last_run_id == waiting  # the newest by creation, not the oldest pending
+    assert automation.is_active and automation.published_version is not None
+    by_id = {run.id: run for run in runs}
+    assert by_id[bad].error == "Agent run exited with code 2." and by_id[bad].is_terminal
+    assert by_id[ok].duration_ms is not None and by_id[ok].repo_full_name
+    now = datetime.now(UTC)
+    assert by_id[old].pending_too_long(now) and not by_id[waiting].pending_too_long(now)
+    assert [e.event_type for e in detail.ai_calls[0].events] == ["started", "tool_started", "failed"]
+    assert [d.outcome for d in detail.dispatch_events] == ["queued", "started", "failed"]
+
+
+def test_a_job_run_id_is_not_a_run(reader: Reader) -> None:
+    automation_id = str(reader.sim.create_automation(USER)["id"])
+    job_run_id = str(reader.sim.create_job_run(automation_id)["id"])
+
+    with pytest.raises(NotFound):
+        reader.client.run_events(job_run_id)
+    with pytest.raises(ValueError):
+        reader.client.automation_runs(automation_id, limit=51)
+
+
+def test_account_readiness_reads_mogplexs_fields(reader: Reader) -> None:
+    reader.sim.set_account(USER, github_state="oauth_connected", allow_platform_sandbox=False)
+
+    user = reader.client.auth_user()
+
+    assert user is not None
+    assert (user.github_state, user.github_status_label) == ("oauth_connected", "OAuth only")
+    assert not user.github_ready
+    assert user.github_primary_action is not None
+    assert user.github_primary_action.url("https://mogplex.com") == "https://mogplex.com/api/auth/github"
+    assert (user.allow_platform_ai, user.allow_platform_sandbox) == (True, False)
+    assert user.vercel.status_label == "Platform ready"
+    assert all(repo.installation_id is None for repo in reader.client.repos())
+    reader.sim.set_account(USER, user_null=True)
+    assert reader.client.auth_user() is None
+
+
+@pytest.mark.parametrize(
+    ("failure_code", "exit_code", "reason"),
+    [
+        ("model_access_denied", 1, "model not available to this account"),
+        ("rate_limited", 1, "the model provider rate-limited the run"),
+        ("command_failed", 2, "the agent exited with code 2"),
+    ],
+)
+def test_a_failed_run_gives_one_plain_reason(
+    reader: Reader, failure_code: str, exit_code: int, reason: str
+) -> None:
+    run_id = started_run(reader.sim)
+    reader.sim.set_run_status(run_id, "streaming")
+    reader.sim.set_run_status(run_id, "failed", failure_code=failure_code, exit_code=exit_code)
+
+    result = reader.client.run_events(run_id)
+
+    outcome = result.outcome()
+    assert (outcome.failure_code, outcome.exit_code, outcome.reason) == (failure_code, exit_code, reason)
+    assert outcome.terminal_event == "failed" and outcome.delivery is None
+    # Mogplex's own sentence stays beside the plain reason.
+    assert result.run.error is not None and result.run.error.endswith(("try again.", f"code {exit_code}."))
+
+
+def test_a_delivery_without_changes_is_not_a_pull_request(reader: Reader) -> None:
+    run_id = started_run(reader.sim)
+    reader.sim.set_run_status(run_id, "streaming")
+    reader.sim.set_run_status(run_id, "success", changed=False)
+
+    outcome = reader.client.run_events(run_id).outcome()
+
+    assert (outcome.terminal_event, outcome.delivery, outcome.reason) == ("finished", "no_changes", None)
+    assert outcome.exit_code == 0
+
+
+def test_sandbox_lifecycle_for_a_timeline(reader: Reader) -> None:
+    sandbox_id = str(reader.sim.create_sandbox(USER, status="running")["id"])
+    for status in ("pausing", "paused", "running"):
+        reader.sim.set_sandbox_status(sandbox_id, status)
+
+    events = reader.client.sandbox_logs(sandbox_id).lifecycle_events
+
+    assert [e.event_type for e in events] == [
+        "tab_attached",
+        "tab_released",
+        "auto_pause_queued",
+        "auto_pause_succeeded",
+        "resume_after_auto_pause",
+        "tab_attached",
+    ]
+    assert events[3].decision_code == "auto_pause_succeeded"
+    assert events[2].payload["grace_period_ms"] == 90_000
+    stamps = [e.created_at for e in events]
+    assert all(stamps) and stamps == sorted(stamps)  # type: ignore[type-var]

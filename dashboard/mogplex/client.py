@@ -42,17 +42,26 @@ from dashboard.mogplex.errors import (
 from dashboard.mogplex.models import (
     AccountUser,
     Agent,
+    AutomationDetail,
+    AutomationPage,
+    JobRun,
+    JobRunDetail,
     Model,
     Repo,
     RunDetail,
     RunEvents,
     Sandbox,
     SandboxLogs,
+    automation_cursor_valid,
     decode_json,
     error_message,
     parse_agents,
     parse_auth_user,
+    parse_automation,
+    parse_automations,
     parse_envelope,
+    parse_job_run,
+    parse_job_runs,
     parse_models,
     parse_repos,
     parse_run,
@@ -65,6 +74,8 @@ logger = logging.getLogger("dashboard.mogplex")
 
 USER_AGENT = "mogplex-status-board/0.1"
 MAX_LIMIT = 200
+MAX_AUTOMATIONS_LIMIT = 100
+MAX_JOB_RUNS_LIMIT = 50
 DEFAULT_RETRY_AFTER = 60.0
 
 # The only requests this client can make: path template -> whether it hangs off
@@ -178,8 +189,7 @@ class MogplexClient:
 
         ``limit`` is 1..200; ``RunEvents.truncated(limit)`` says whether later events are hidden.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit is {limit!r}; Mogplex returns 1 to {MAX_LIMIT} events.")
+        _check_limit(limit, MAX_LIMIT, "events")
         return self._get(
             "/runs/{id}/events",
             lambda r: parse_run_events(_data(r), server_date=_server_date(r)),
@@ -195,6 +205,46 @@ class MogplexClient:
         """Preset agents, then the user's own. Needs ``read``."""
         return self._get("/agents", lambda r: parse_agents(_data(r)))
 
+    def automations(self, cursor: str | None = None, limit: int = MAX_AUTOMATIONS_LIMIT) -> AutomationPage:
+        """One page of the user's automations, newest first. Needs ``read``.
+
+        ``cursor`` is a page's ``next_cursor`` (``None`` for the first page); one
+        Mogplex would refuse (400 ``Invalid cursor``) raises ``ValueError`` before
+        anything is sent. ``limit`` is 1..100.
+        """
+        if cursor is not None and not automation_cursor_valid(cursor):
+            raise ValueError("That is not a cursor Mogplex gave out; start again from the first page.")
+        _check_limit(limit, MAX_AUTOMATIONS_LIMIT, "automations")
+        params: dict[str, int | str] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return self._get("/automations", lambda r: parse_automations(_data(r)), params=params)
+
+    def automation(self, automation_id: str) -> AutomationDetail:
+        """One automation with its ``runSummary``. Needs ``read``."""
+        return self._get("/automations/{id}", lambda r: parse_automation(_data(r)), path_id=automation_id)
+
+    def automation_runs(self, automation_id: str, limit: int = MAX_JOB_RUNS_LIMIT) -> tuple[JobRun, ...]:
+        """An automation's newest job runs (``limit`` 1..50). Their ids are job-run ids: never ``run_events`` them."""
+        _check_limit(limit, MAX_JOB_RUNS_LIMIT, "job runs")
+        return self._get(
+            "/automations/{id}/runs",
+            lambda r: parse_job_runs(_data(r)),
+            path_id=automation_id,
+            params={"limit": limit},
+        )
+
+    def automation_run(self, automation_id: str, job_run_id: str) -> JobRunDetail:
+        """One job run with its dispatch events and AI calls (raw upstream, clipped here). Needs ``read``.
+
+        It carries every AI call's events, so fetch it on request only.
+        """
+        return self._get(
+            "/automations/{id}/runs/{id}",
+            lambda r: parse_job_run(_data(r)),
+            path_id=(automation_id, job_run_id),
+        )
+
     def auth_user(self) -> AccountUser | None:
         """Who the token belongs to, or ``None``, which upstream also says for a rate-limited token.
 
@@ -209,16 +259,22 @@ class MogplexClient:
         template: str,
         parse: Callable[[httpx.Response], T],
         *,
-        path_id: str | None = None,
+        path_id: str | tuple[str, ...] | None = None,
         params: Mapping[str, int | str] | None = None,
     ) -> T:
-        """Send one GET to an allow-listed endpoint, classify the answer, parse it, log it once."""
+        """Send one GET to an allow-listed endpoint, classify the answer, parse it, log it once.
+
+        ``path_id`` fills the template's ``{id}`` places in order (one id, or a tuple of them).
+        """
         on_api_base = ALLOWED_ENDPOINTS.get(template)
         if on_api_base is None:
             raise ValueError(f"{template} is not on the read-only allow-list; the board never calls it.")
-        if ("{id}" in template) != (path_id is not None):
-            raise ValueError(f"{template} needs exactly one id in its path.")
-        path = template if path_id is None else template.replace("{id}", validate_uuid(path_id))
+        ids = () if path_id is None else (path_id,) if isinstance(path_id, str) else path_id
+        if template.count("{id}") != len(ids):
+            raise ValueError(f"{template} needs {template.count('{id}')} id(s) in its path.")
+        path = template
+        for one in ids:
+            path = path.replace("{id}", validate_uuid(one), 1)
         url = (self.api_base if on_api_base else self.base_url) + path
 
         started = time.monotonic()
@@ -381,6 +437,11 @@ class MogplexClient:
 
 
 # -- reading a response -----------------------------------------------------------
+
+
+def _check_limit(limit: int, most: int, what: str) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise ValueError(f"limit is {limit!r}; Mogplex returns 1 to {most} {what}.")
 
 
 def _data(response: httpx.Response) -> Any:
