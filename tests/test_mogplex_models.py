@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from dashboard.mogplex.errors import ProtocolError
+from dashboard.mogplex.failures import failure_reason
 from dashboard.mogplex.models import (
+    AI_CALL_EVENTS_KEPT,
+    AI_CALL_TEXT_CHARS,
+    AUTO_PAUSE_DECISION_CODES,
     EVENT_TYPES,
     RUN_STATUSES,
     SANDBOX_STATUSES,
@@ -18,17 +22,26 @@ from dashboard.mogplex.models import (
     UNREADABLE,
     AccountUser,
     Agent,
+    AutomationDetail,
+    AutomationRunSummary,
+    JobRunDetail,
     Model,
     Repo,
     RunDetail,
     RunEvents,
+    RunOutcome,
     Sandbox,
     SandboxLogs,
+    automation_cursor_valid,
     decode_json,
     error_message,
     parse_agents,
     parse_auth_user,
+    parse_automation,
+    parse_automations,
     parse_envelope,
+    parse_job_run,
+    parse_job_runs,
     parse_models,
     parse_repos,
     parse_run,
@@ -115,6 +128,9 @@ def test_run_events_parse_every_field() -> None:
         ("2026-08-03T15:00:20.12+00:00", datetime(2026, 8, 3, 15, 0, 20, 120000, tzinfo=UTC)),
         ("2026-08-03T15:00:20.12345+00:00", datetime(2026, 8, 3, 15, 0, 20, 123450, tzinfo=UTC)),
         ("2026-08-03T15:00:20.123456Z", datetime(2026, 8, 3, 15, 0, 20, 123456, tzinfo=UTC)),
+        ("2026-08-03T15:00:20.123456+00:00", datetime(2026, 8, 3, 15, 0, 20, 123456, tzinfo=UTC)),
+        ("2026-08-03T15:00:20.638Z", datetime(2026, 8, 3, 15, 0, 20, 638000, tzinfo=UTC)),
+        ("2026-08-03T15:00:20Z", datetime(2026, 8, 3, 15, 0, 20, tzinfo=UTC)),
         ("2026-08-03T17:00:20+02:00", datetime(2026, 8, 3, 15, 0, 20, tzinfo=UTC)),
         ("2026-08-03T15:00:20", datetime(2026, 8, 3, 15, 0, 20, tzinfo=UTC)),
         # Past the calendar once moved to UTC.
@@ -644,3 +660,316 @@ def test_decode_json_of_html_is_a_protocol_error() -> None:
 )
 def test_error_message_from_an_error_envelope(body: bytes, expected: str | None) -> None:
     assert error_message(body) == expected
+
+
+# -- the records #11 adds -----------------------------------------------------------
+
+AUTOMATION_ID = "9A1B2C3D-0000-4000-8000-000000000001"
+
+
+def _cursor(payload: object) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+GOOD_CURSOR = _cursor({"createdAt": "2026-08-03T15:00:20.123456+00:00", "id": AUTOMATION_ID.lower()})
+
+
+def automation(**extra: Any) -> dict[str, Any]:
+    return {
+        "id": AUTOMATION_ID,
+        "installationId": 4242,
+        "name": "Review PRs",
+        "description": None,
+        "status": "active",
+        "publishedVersionId": "9A1B2C3D-0000-4000-8000-0000000000FF",
+        "createdAt": "2026-08-03T15:00:20.123456+00:00",
+        "updatedAt": "2026-08-03T15:00:21+00:00",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("cursor", "kept"),
+    [
+        (GOOD_CURSOR, True),
+        (None, False),
+        ("%%", False),
+        (_cursor({"createdAt": "yesterday", "id": AUTOMATION_ID}), False),
+        (_cursor({"createdAt": "2026-08-03T15:00:20Z", "id": "not-a-uuid"}), False),
+        (_cursor([1, 2]), False),
+        (12, False),
+    ],
+)
+def test_an_automation_page_keeps_only_a_cursor_mogplex_would_accept(cursor: object, kept: bool) -> None:
+    page = parse_automations({"automations": [automation()], "nextCursor": cursor})
+
+    assert page.next_cursor == (cursor if kept else None)
+    assert page.cursor_refused == (cursor is not None and not kept)
+    assert page.automations[0].id == AUTOMATION_ID.lower()
+    assert page.automations[0].published_version_id == "9a1b2c3d-0000-4000-8000-0000000000ff"
+    assert automation_cursor_valid(GOOD_CURSOR)
+
+
+def test_an_unreadable_automation_costs_only_its_own_row() -> None:
+    page = parse_automations(
+        {"automations": [automation(status=["active"]), "nope", automation(name=7)], "nextCursor": None}
+    )
+
+    assert [(a.id, a.status) for a in page.automations] == [
+        (AUTOMATION_ID.lower(), UNREADABLE),
+        ("unreadable-1", UNREADABLE),
+        (AUTOMATION_ID.lower(), "active"),
+    ]
+    assert (
+        page.automations[0].description == "Mogplex sent this automation with 'status' as a list, not text."
+    )
+    assert page.automations[2].name is None
+
+
+def test_an_automation_detail_reads_its_run_summary_leniently() -> None:
+    detail = parse_automation(
+        {
+            "automation": {
+                **automation(),
+                "notes": "n",
+                "draftGraph": {"nodes": []},
+                "publishedVersion": {
+                    "id": "V1",
+                    "versionNumber": 3,
+                    "graph": {},
+                    "createdAt": "2026-08-03T15:00:00Z",
+                },
+                "runSummary": {
+                    "lastRunId": "9A1B2C3D-0000-4000-8000-00000000000A",
+                    "lastRunStatus": "failed",
+                    "runningCount": 1,
+                    "pendingCount": "2",
+                    "failed24h": 4,
+                },
+            }
+        }
+    )
+    bare = parse_automation({"automation": {**automation(), "runSummary": "none", "publishedVersion": 5}})
+
+    summary = detail.run_summary
+    assert (summary.last_run_id, summary.last_run_status) == (
+        "9a1b2c3d-0000-4000-8000-00000000000a",
+        "failed",
+    )
+    assert (summary.running_count, summary.pending_count, summary.failed_24h) == (1, None, 4)
+    assert detail.published_version is not None and detail.published_version.version_number == 3
+    assert bare.run_summary == AutomationRunSummary() and bare.published_version is None
+    assert AutomationDetail.from_dict(json.loads(json.dumps(detail.to_dict()))) == detail
+
+
+def test_job_runs_and_a_clipped_job_run_detail() -> None:
+    run = {
+        "id": "8A1B2C3D-0000-4000-8000-000000000001",
+        "status": "failed",
+        "flow_id": AUTOMATION_ID,
+        "created_at": "2026-08-03T15:00:00.5+00:00",
+        "started_at": "2026-08-03T15:00:10Z",
+        "completed_at": "2026-08-03T15:01:10+00:00",
+        "duration_ms": 60000,
+        "error": "Agent run exited with code 2.",
+        "repo": {"id": "0A1B2C3D-0000-4000-8000-000000000002", "full_name": "acme/app"},
+        "latest_dispatch_event": {"outcome": "failed", "reason": "exit 2"},
+        "cost_usd": None,
+    }
+    raw_events = [
+        {
+            "id": f"7A1B2C3D-0000-4000-8000-{n:012d}",
+            "event_type": "log",
+            "message": "m" * 5000,
+            "payload": {"output": "x" * 10_000},
+            "created_at": "2026-08-03T15:00:11Z",
+        }
+        for n in range(AI_CALL_EVENTS_KEPT + 10)
+    ]
+    detail = parse_job_run(
+        {
+            "run": {
+                **run,
+                "dispatch_events": [{"event_kind": "start", "outcome": "started"}],
+                "ai_calls": [
+                    {"id": "6A1B2C3D-0000-4000-8000-000000000001", "status": "failed", "events": raw_events}
+                ],
+            }
+        }
+    )
+    [listed] = parse_job_runs({"runs": [run]})
+
+    assert listed.automation_id == AUTOMATION_ID.lower()
+    assert (listed.repo_full_name, listed.latest_dispatch_outcome) == ("acme/app", "failed")
+    assert listed.is_terminal and listed.duration_ms == 60000
+    call = detail.ai_calls[0]
+    assert call.events_total == AI_CALL_EVENTS_KEPT + 10
+    assert len(call.events) == AI_CALL_EVENTS_KEPT
+    assert call.events[-1].id == raw_events[-1]["id"].lower()
+    assert len(call.events[0].message or "") == AI_CALL_TEXT_CHARS
+    assert call.events[0].payload["clipped"] is True
+    assert detail.dispatch_events[0].outcome == "started"
+    assert JobRunDetail.from_dict(json.loads(json.dumps(detail.to_dict()))) == detail
+
+
+def test_a_job_run_pending_for_over_two_minutes() -> None:
+    [run] = parse_job_runs(
+        {
+            "runs": [
+                {
+                    "id": "8a1b2c3d-0000-4000-8000-000000000001",
+                    "status": "pending",
+                    "created_at": "2026-08-03T15:00:00+00:00",
+                }
+            ]
+        }
+    )
+
+    assert not run.pending_too_long(datetime(2026, 8, 3, 15, 2, tzinfo=UTC))
+    assert run.pending_too_long(datetime(2026, 8, 3, 15, 2, 1, tzinfo=UTC))
+
+
+def test_the_whole_auth_user_record() -> None:
+    user = parse_auth_user(
+        {
+            "user": {
+                "id": "8a1b2c3d-0000-4000-8000-000000000001",
+                "github_state": "app_install_pending",
+                "github_connected": True,
+                "github_app_connected": False,
+                "github_connection_mode": None,
+                "github_install_pending": True,
+                "github_installation_count": 0,
+                "github_synced_repo_count": "3",
+                "github_status_label": "Install pending",
+                "github_status_detail": "Finish the GitHub App install in GitHub.",
+                "github_primary_action": {
+                    "kind": "complete_install",
+                    "label": "Complete GitHub App install",
+                    "href": "/api/auth/github",
+                },
+                "platform_access": {"allowPlatformAi": False, "allowPlatformSandbox": True},
+                "vercel": {
+                    "platformState": "not_configured",
+                    "statusLabel": "Platform not configured",
+                    "canUsePlatformOps": False,
+                },
+            }
+        }
+    )
+    hostile = parse_auth_user({"user": {"github_primary_action": {"href": "javascript:alert(1)"}}})
+
+    assert user is not None and hostile is not None
+    assert (user.github_state, user.github_install_pending, user.github_synced_repo_count) == (
+        "app_install_pending",
+        True,
+        None,
+    )
+    action = user.github_primary_action
+    assert action is not None and action.kind == "complete_install"
+    assert action.url("https://mogplex.com/") == "https://mogplex.com/api/auth/github"
+    assert (user.allow_platform_ai, user.allow_platform_sandbox) == (False, True)
+    assert (user.vercel.platform_state, user.vercel.can_use_platform_ops) == ("not_configured", False)
+    assert hostile.github_primary_action is not None
+    assert hostile.github_primary_action.url("https://mogplex.com") is None
+    assert AccountUser.from_dict(json.loads(json.dumps(user.to_dict()))) == user
+
+
+def test_presets_have_no_slug() -> None:
+    preset, own = parse_agents(
+        {
+            "agents": [
+                {
+                    "id": "preset:PR-REVIEWER",
+                    "name": "PR-REVIEWER",
+                    "slug": None,
+                    "model": "m",
+                    "preset": True,
+                },
+                {
+                    "id": "7a1b2c3d-0000-4000-8000-000000000001",
+                    "name": "Mine",
+                    "slug": "mine",
+                    "preset": False,
+                },
+            ]
+        }
+    )
+
+    assert (preset.slug, preset.is_preset) == (None, True)
+    assert (own.slug, own.is_preset) == ("mine", False)
+    assert Agent(id="preset:X").is_preset
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "reason"),
+    [
+        ("model_access_denied", 1, "model not available to this account"),
+        ("rate_limited", 1, "the model provider rate-limited the run"),
+        ("command_failed", 2, "the agent exited with code 2"),
+        ("command_failed", None, "the agent command failed"),
+        ("out_of_memory", 137, "out_of_memory"),
+        (None, 0, None),
+    ],
+)
+def test_failure_reasons_and_unknown_codes_as_they_are(
+    code: str | None, exit_code: int | None, reason: str | None
+) -> None:
+    assert failure_reason(code, exit_code) == reason
+
+
+def test_a_runs_outcome_comes_from_its_terminal_event() -> None:
+    failed = parse_run_events(
+        {
+            "run": {**RUN, "status": "failed"},
+            "events": [event(1, "failed", {"exit_code": 2, "failure_code": "command_failed"})],
+        }
+    )
+    odd = parse_run_events(
+        {"run": RUN, "events": [event(1, "failed", {"exit_code": "2", "failure_code": ["x"]})]}
+    )
+    shipped = parse_run_events(
+        {
+            "run": RUN,
+            "events": [
+                delivery(1, "https://x.test/pull/1"),
+                event(2, "finished", {"exit_code": 0, "failure_code": None}),
+            ],
+        }
+    )
+
+    assert failed.outcome().reason == "the agent exited with code 2"
+    assert (odd.outcome().exit_code, odd.outcome().failure_code, odd.outcome().reason) == (None, None, None)
+    assert (shipped.outcome().delivery, shipped.outcome().terminal_event) == ("pull_request", "finished")
+    assert RunEvents(run=parse_run_detail(RUN)).outcome() == RunOutcome()
+
+
+def test_an_unreadable_lifecycle_event_keeps_its_place() -> None:
+    logs = parse_sandbox_logs(
+        {
+            "sandbox": SANDBOX,
+            "lifecycle_events": [
+                {"id": "1", "event_type": "tab_released", "created_at": "2026-08-03T15:00:00Z"},
+                {"id": "2", "event_type": None, "created_at": "2026-08-03T15:00:01Z"},
+                {
+                    "id": "3",
+                    "event_type": "auto_pause_decision",
+                    "decision_code": "auto_pause_skipped_busy",
+                    "payload": {"busy_reason": "exec_lock"},
+                },
+            ],
+        }
+    )
+
+    assert [e.event_type for e in logs.lifecycle_events] == [
+        "tab_released",
+        UNREADABLE,
+        "auto_pause_decision",
+    ]
+    assert logs.lifecycle_events[1].payload == {
+        "problem": "Mogplex sent this lifecycle event without 'event_type'."
+    }
+    assert logs.lifecycle_events[1].created_at == datetime(2026, 8, 3, 15, 0, 1, tzinfo=UTC)
+    assert logs.lifecycle_events[2].decision_code in AUTO_PAUSE_DECISION_CODES

@@ -209,6 +209,13 @@ def test_a_tracked_run_appears_follows_its_status_and_stops_being_polled(
     )
     final = wait_for(lambda: (_board_run(run_id) or {}).get("pr_url"), timeout=15, what="the PR URL")
     assert final.startswith("https://")
+    # The terminal event's codes are kept on the run's record, for the reason a page shows.
+    assert (snapshots.run_read(run_id) or {}).get("outcome") == {
+        "terminal_event": "finished",
+        "failure_code": None,
+        "exit_code": 0,
+        "delivery": "pull_request",
+    }
     assert done["finished_at"] is not None
 
     # Keep another run active, and use its polls as the clock: once it has

@@ -282,6 +282,9 @@ def clip_text(value: object, limit: int) -> str | None:
 def clip_json(value: object, limit: int) -> JSONObject:
     """An object itself when its JSON is short, else ``{"clipped": true, "preview", "size"}``."""
     payload = _payload(value)
+    if payload.get("clipped") is True and set(payload) == {"clipped", "preview", "size"}:
+        # Clipped already (a record read back from the store).
+        return payload
     text = json.dumps(payload, separators=(",", ":"), default=str)
     if len(text) <= limit:
         return payload

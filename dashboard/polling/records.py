@@ -67,6 +67,8 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
         "event_count": len(events),
         "events_truncated": result.truncated(EVENTS_LIMIT) or bool(previous.get("events_truncated")),
         "pr_url": result.pr_url() or previous.get("pr_url"),
+        # failure_code, exit_code and delivery from the terminal event, for one plain reason.
+        "outcome": result.outcome().to_dict(),
         "error_kind": None,
         "error_at": None,
     }
