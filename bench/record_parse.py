@@ -101,7 +101,9 @@ def _figures(name: str, timings: list[float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=300)
     args = parser.parse_args()
