@@ -52,6 +52,7 @@ from dashboard.mogplex.models import (
     parse_sandboxes,
     parse_timestamp,
 )
+from tests.hostile import CORPUS
 
 RUN_ID = "3F2A9C1E-5B6D-4E7F-8A9B-0C1D2E3F4A5B"
 RUN: dict[str, Any] = {
@@ -973,3 +974,48 @@ def test_an_unreadable_lifecycle_event_keeps_its_place() -> None:
     }
     assert logs.lifecycle_events[1].created_at == datetime(2026, 8, 3, 15, 0, 1, tzinfo=UTC)
     assert logs.lifecycle_events[2].decision_code in AUTO_PAUSE_DECISION_CODES
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_hostile_text_in_the_new_records_is_kept_verbatim_or_clipped_never_linked(text: str) -> None:
+    page = parse_automations({"automations": [automation(name=text, description=text)], "nextCursor": text})
+    user = parse_auth_user(
+        {
+            "user": {
+                "github_status_label": text,
+                "github_status_detail": text,
+                "github_primary_action": {"kind": text, "label": text, "href": text},
+                "vercel": {"statusLabel": text, "statusDetail": text},
+            }
+        }
+    )
+    [job_run] = parse_job_runs({"runs": [{"id": AUTOMATION_ID, "status": "failed", "error": text}]})
+    detail = parse_job_run(
+        {
+            "run": {
+                "id": AUTOMATION_ID,
+                "status": "failed",
+                "ai_calls": [
+                    {
+                        "id": AUTOMATION_ID,
+                        "error": text,
+                        "events": [{"id": AUTOMATION_ID, "event_type": "log", "message": text}],
+                    }
+                ],
+            }
+        }
+    )
+
+    assert user is not None and user.github_primary_action is not None
+    assert (page.automations[0].name, user.github_status_detail, user.vercel.status_label) == (
+        text,
+        text,
+        text,
+    )
+    assert job_run.error == text
+    assert page.next_cursor is None, "a cursor Mogplex never gave out is not passed on"
+    url = user.github_primary_action.url("https://mogplex.com")
+    assert url is None or url.startswith(("https://", "http://"))
+    assert len(detail.ai_calls[0].events[0].message or "") <= AI_CALL_TEXT_CHARS
+    for record in (page, user, job_run, detail):
+        assert type(record).from_dict(json.loads(json.dumps(record.to_dict()))) == record
