@@ -46,8 +46,10 @@ def test_django_logs_kiosk_errors_without_the_display_token(
         assert client.get(f"/kiosk/{raw}/", {"refresh": "often"}).status_code == 400
         token, revoked = DisplayToken.issue("hall")
         DisplayToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
-        assert client.get(f"/kiosk/{revoked}/").status_code == 404
-        assert client.get("/api/board.json", {"display": revoked}).status_code == 404
+        # A revoked link is told so (410); an unknown one learns nothing (404): both are logged.
+        assert client.get(f"/kiosk/{revoked}/").status_code == 410
+        assert client.get("/api/board.json", {"display": revoked}).status_code == 410
+        assert client.get("/kiosk/not-a-display-token/").status_code == 404
     lines = [record.getMessage() for record in caplog.records if record.name == "django.request"]
     assert any("/kiosk/…/" in line for line in lines), lines
     assert not [line for line in lines if raw in line or revoked in line]
