@@ -11,8 +11,10 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,9 +38,50 @@ def test_compose_file_is_valid_with_the_documented_env(project: Path) -> None:
     checked = compose(project, "config", "-q")
     assert checked.returncode == 0, checked.stderr
     services = set(compose(project, "config", "--services").stdout.split())
-    assert {"web", "worker", "beat", "redis", "simulator"} <= services
+    assert services == {"web", "worker", "beat", "db", "redis", "simulator"}
 
     resolved = compose(project, "config").stdout
     assert "gunicorn dashboard.wsgi" in resolved
     assert "celery -A dashboard worker" in resolved and "celery -A dashboard beat" in resolved
-    assert re.search(r"profiles:\s*\n\s*- demo", resolved), "the simulator runs only under the demo profile"
+
+
+def resolved_config(project: Path, *profile: str) -> dict[str, Any]:
+    out = compose(project, *profile, "config")
+    assert out.returncode == 0, out.stderr
+    config: dict[str, Any] = yaml.safe_load(out.stdout)
+    return config
+
+
+def test_the_stack_runs_as_in_production(project: Path) -> None:
+    services = resolved_config(project, "--profile", "demo")["services"]
+
+    # PostgreSQL and Valkey are the default stores; Valkey keeps an append-only file.
+    assert services["db"]["image"].startswith("postgres:")
+    assert services["web"]["environment"]["DATABASE_URL"] == "postgres://board@db:5432/board"
+    assert services["web"]["environment"]["PGPASSWORD"] == services["db"]["environment"]["POSTGRES_PASSWORD"]
+    assert "--appendonly yes" in services["redis"]["command"]
+    assert services["redis"]["volumes"], "the append-only file lives on a volume"
+    # The board's processes wait for healthy stores, and worker and beat are health-checked
+    # on the poller's heartbeat.
+    for name in ("web", "worker", "beat"):
+        assert services[name]["depends_on"] == {
+            "db": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        }
+    for name in ("worker", "beat"):
+        assert services[name]["healthcheck"]["test"] == ["CMD", "python", "manage.py", "poller_health"]
+    # Everything but the simulator starts by default; the simulator only with the demo profile.
+    assert {name for name, service in services.items() if "profiles" not in service} == {
+        "web",
+        "worker",
+        "beat",
+        "db",
+        "redis",
+    }
+    assert services["simulator"]["profiles"] == ["demo"]
+
+
+def test_the_image_runs_as_an_unprivileged_user() -> None:
+    users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
+    assert users, "the Dockerfile sets a USER"
+    assert users[-1] not in {"root", "0", "0:0"}, "the last USER is not root"
