@@ -6,6 +6,7 @@ read nothing else.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from dashboard.polling.scheduler import TERMINAL_STATUSES
 from dashboard.polling.sources import source_names
 
 JSON = dict[str, Any]
+
+logger = logging.getLogger("dashboard.polling")
 
 # The product's own threshold for agent calls (contract section 9): a run that
 # has not moved for this long may have lost its worker.
@@ -55,6 +58,7 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
     cutoff = now - timedelta(hours=settings.BOARD_RETENTION_HOURS)
     rows = list(TrackedRun.objects.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=cutoff)))
     records = snapshots.runs_read(str(row.run_id) for row in rows)
+    runs_refetch_lost(rows, records)
     runs: list[JSON] = []
     for row in rows:
         run_id = str(row.run_id)
@@ -93,6 +97,36 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
             }
         )
     return runs
+
+
+def runs_refetch_lost(rows: list[TrackedRun], records: dict[str, JSON]) -> int:
+    """Ask for one more fetch of every finished run whose snapshot is gone; how many there were.
+
+    Snapshots can always be rebuilt from upstream (design invariant 7): after
+    Redis restarts empty (or evicts a key), a run already marked as finally
+    fetched would otherwise never be fetched again and read "failed (repo
+    unknown)" for good. Clearing ``final_fetch_done`` makes it a terminal run
+    owed its final fetch, which the scheduler plans once, within the budget,
+    whatever its last known status. A run no source owns is left alone: its
+    row already says so.
+    """
+    lost = {
+        row.pk
+        for row in rows
+        if row.final_fetch_done and row.lookup == TrackedRun.Lookup.FOUND and str(row.run_id) not in records
+    }
+    if not lost:
+        return 0
+    changed = TrackedRun.objects.filter(pk__in=lost, final_fetch_done=True).update(final_fetch_done=False)
+    for row in rows:
+        if row.pk in lost:
+            row.final_fetch_done = False
+    if changed:
+        logger.warning(
+            "%d finished run(s) have no snapshot (the store was emptied or evicted them); fetching each once again",
+            changed,
+        )
+    return changed
 
 
 def board_build(*, heartbeat_at: float | None = None) -> JSON:

@@ -135,10 +135,14 @@ class Command(BaseCommand):
                 "127.0.0.1",
                 "--dir",
                 str(data_dir),
+                # An append-only file in var/valkey, so a restart keeps the board's
+                # snapshots; correctness never depends on it (a lost snapshot is fetched again).
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
                 "--loglevel",
                 "warning",
             ],
