@@ -62,6 +62,9 @@ BOARD_SANDBOXES_REFRESH_SECONDS = envint("BOARD_SANDBOXES_REFRESH_SECONDS", 30, 
 BOARD_REPOS_REFRESH_SECONDS = envint("BOARD_REPOS_REFRESH_SECONDS", 600, minimum=10)
 BOARD_STALE_SECONDS = envint("BOARD_STALE_SECONDS", 90, minimum=5)
 BOARD_RETENTION_HOURS = envint("BOARD_RETENTION_HOURS", 24, minimum=1)
+# A streaming run with no new event for this long, or a run pending for this long, reads "stalled?".
+BOARD_STALL_MINUTES = envint("BOARD_STALL_MINUTES", 15, minimum=1)
+BOARD_PENDING_STALL_MINUTES = envint("BOARD_PENDING_STALL_MINUTES", 10, minimum=1)
 BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
 # The page code's version; pages that see it change reload themselves. Unset: a hash of templates and static files.
 BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")

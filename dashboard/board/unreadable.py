@@ -51,6 +51,7 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
             "sandbox_id",
             "pr_url",
             "lookup",
+            "stall_reason",
             "sig",
         ),
         _TEXT,

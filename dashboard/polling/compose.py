@@ -53,6 +53,43 @@ def _possibly_stale(status: str, updated_at: str | None, now: datetime) -> bool:
     return updated is not None and now - updated > POSSIBLY_STALE_AFTER
 
 
+def _duration_text(elapsed: timedelta) -> str:
+    """Minutes up to two hours, then whole hours: "17 min", "3 h"."""
+    minutes = int(elapsed.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
+
+
+def stall_reason(
+    *,
+    status: str,
+    created_at: object,
+    updated_at: object,
+    last_event_at: object,
+    events_truncated: bool,
+    now: datetime,
+) -> str | None:
+    """Why a live run looks stalled ("no event for 17 min", "pending for 12 min"), or None.
+
+    A streaming run is judged by its last sign of life: its newest event, or
+    the status change (``updatedAt``) or creation when that is later. Events do
+    not bump ``updatedAt``, so ``updatedAt`` alone would call every busy run
+    stalled. When upstream's 200-event cap hides a run's newer events, the board
+    cannot see them, so only the hard rule (``updatedAt`` older than 6 h) applies.
+    """
+    if status == "pending":
+        created = parse_timestamp(created_at)
+        if created is not None and now - created >= timedelta(minutes=settings.BOARD_PENDING_STALL_MINUTES):
+            return f"pending for {_duration_text(now - created)}"
+    elif status == "streaming" and not events_truncated:
+        times = [t for t in map(parse_timestamp, (last_event_at, updated_at, created_at)) if t is not None]
+        if times and now - max(times) >= timedelta(minutes=settings.BOARD_STALL_MINUTES):
+            return f"no event for {_duration_text(now - max(times))}"
+    updated = parse_timestamp(updated_at)
+    if status not in TERMINAL_STATUSES and updated is not None and now - updated > POSSIBLY_STALE_AFTER:
+        return f"not updated for {_duration_text(now - updated)}"
+    return None
+
+
 def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
     """Rows for every tracked run inside the retention window, newest tracked first."""
     cutoff = now - timedelta(hours=settings.BOARD_RETENTION_HOURS)
@@ -70,6 +107,9 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
         not_found = row.lookup == TrackedRun.Lookup.NOT_FOUND
         status = "" if not_found else detail.get("status") or row.status or ""
         repo_id = detail.get("repo_id")
+        events: list[JSON] = record.get("events") or []
+        latest = _latest_event(events)
+        events_truncated = bool(record.get("events_truncated"))
         runs.append(
             {
                 "run_id": run_id,
@@ -86,14 +126,24 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
                 "sandbox_record_id": detail.get("sandbox_record_id"),
                 "sandbox_id": detail.get("sandbox_id"),
                 "pr_url": record.get("pr_url"),
-                "latest_event": _latest_event(record.get("events") or []),
+                "latest_event": latest,
                 "event_count": record.get("event_count", 0),
-                "events_truncated": bool(record.get("events_truncated")),
+                "events_truncated": events_truncated,
                 "fetched_at": record.get("fetched_at"),
                 "lookup": row.lookup,
                 "tracked_at": _epoch(row.tracked_at),
                 "finished_at": _epoch(row.finished_at),
                 "possibly_stale": not not_found and _possibly_stale(status, detail.get("updated_at"), now),
+                "stall_reason": None
+                if not_found
+                else stall_reason(
+                    status=status,
+                    created_at=detail.get("created_at"),
+                    updated_at=detail.get("updated_at"),
+                    last_event_at=latest.get("created_at") if latest else None,
+                    events_truncated=events_truncated,
+                    now=now,
+                ),
             }
         )
     return runs
