@@ -70,3 +70,52 @@ class DisplayToken(models.Model):
         """Create a display token; the raw secret is returned once and never stored."""
         raw = secrets.token_urlsafe(24)
         return cls.objects.create(name=name, token_hash=cls.hash(raw)), raw
+
+
+class RunSummary(models.Model):
+    """What the board learned of a finished run, kept for ``BOARD_HISTORY_DAYS``.
+
+    Written once, when a terminal run's final fetch lands (``history.run_summary_write``),
+    from that fetch's record; after that it depends on nothing in Redis. Acknowledgements
+    are linked by ``run_id``.
+    """
+
+    run_id = models.UUIDField(unique=True)
+    source = models.CharField(max_length=40)
+    repo_id = models.CharField(max_length=64, blank=True)
+    repo_name = models.CharField(max_length=200, blank=True)
+    branch_base = models.CharField(max_length=200, blank=True)
+    branch_working = models.CharField(max_length=200, blank=True)
+    harness = models.CharField(max_length=80, blank=True)
+    status = models.CharField(max_length=20)
+    created_at = models.DateTimeField(null=True, blank=True, help_text="When Mogplex created the run.")
+    finished_at = models.DateTimeField(
+        help_text="When the run ended (its terminal event, else its last update)."
+    )
+    duration_seconds = models.FloatField(null=True, blank=True)
+    pr_url = models.CharField(max_length=500, blank=True)
+    pr_at = models.DateTimeField(null=True, blank=True, help_text="When the pull request was delivered.")
+    delivery = models.CharField(max_length=20, blank=True, help_text="pull_request or no_changes.")
+    failure_code = models.CharField(max_length=60, blank=True)
+    failure_reason = models.CharField(max_length=200, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    event_count = models.IntegerField(default=0)
+    tracked_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+        verbose_name_plural = "run summaries"
+        indexes = [
+            # Newest first, alone and under each filter the history page offers.
+            models.Index(fields=["-finished_at", "-id"], name="summary_finished"),
+            models.Index(fields=["repo_name", "-finished_at"], name="summary_repo"),
+            models.Index(fields=["status", "-finished_at"], name="summary_status"),
+            models.Index(fields=["source", "-finished_at"], name="summary_source"),
+            models.Index(fields=["harness", "-finished_at"], name="summary_harness"),
+            models.Index(fields=["failure_code", "-finished_at"], name="summary_failure"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.status}"

@@ -65,6 +65,8 @@ BOARD_RETENTION_HOURS = envint("BOARD_RETENTION_HOURS", 24, minimum=1)
 # A streaming run with no new event for this long, or a run pending for this long, reads "stalled?".
 BOARD_STALL_MINUTES = envint("BOARD_STALL_MINUTES", 15, minimum=1)
 BOARD_PENDING_STALL_MINUTES = envint("BOARD_PENDING_STALL_MINUTES", 10, minimum=1)
+# Finished runs' summaries are kept this many days in the database (the history page), then purged.
+BOARD_HISTORY_DAYS = envint("BOARD_HISTORY_DAYS", 90, minimum=1)
 BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
 # The page code's version; pages that see it change reload themselves. Unset: a hash of templates and static files.
 BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")
@@ -123,6 +125,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboard.polling.tasks.poll_tick",
         "schedule": float(BOARD_POLL_TICK_SECONDS),
         "options": {"expires": float(BOARD_POLL_TICK_SECONDS) * 2},
+    },
+    # Summaries older than BOARD_HISTORY_DAYS go; hourly, so each purge is small.
+    "history-purge": {
+        "task": "dashboard.polling.tasks.history_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 1800.0},
     },
 }
 

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from dashboard.board import views
+from dashboard.history import views as history_views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -11,5 +12,8 @@ urlpatterns = [
     path("sandboxes/<uuid:sandbox_id>/", views.sandbox_detail, name="sandbox-detail"),
     path("sandboxes/<uuid:sandbox_id>/logs/", views.sandbox_logs, name="sandbox-logs"),
     path("api/board.json", views.board_json, name="board-json"),
+    path("history/", history_views.history, name="history"),
+    path("history/export.csv", history_views.history_export_csv, name="history-csv"),
+    path("history/export.json", history_views.history_export_json, name="history-json"),
     path("kiosk/<str:token>/", views.kiosk, name="kiosk"),
 ]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboard import snapshots
+from dashboard.history.summaries import run_summary_write
 from dashboard.models import TrackedRun
 from dashboard.mogplex.models import UNREADABLE, AccountUser, Model, Repo, RunEvents, Sandbox
 from dashboard.polling.scheduler import TERMINAL_STATUSES
@@ -91,14 +92,24 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
         row.final_fetch_done = False
     # An update, not save(): the operator may have untracked the run meanwhile,
     # and a fetch must not bring it back.
-    TrackedRun.objects.filter(pk=row.pk).update(
+    still_tracked = TrackedRun.objects.filter(pk=row.pk).update(
         source=row.source,
         lookup=row.lookup,
         status=row.status,
         finished_at=row.finished_at,
         final_fetch_done=row.final_fetch_done,
     )
+    if still_tracked and row.final_fetch_done:
+        run_summary_write(row=row, record=record, repo_name=_repo_name(source, result.run.repo_id))
     return record
+
+
+def _repo_name(source: str, repo_id: str | None) -> str | None:
+    """The repo's full name as the source's last ``/repos`` answer gives it."""
+    if repo_id is None:
+        return None
+    repos = (snapshots.repos_read(source) or {}).get("repos", [])
+    return next((r.get("full_name") for r in repos if r.get("id") == repo_id), None)
 
 
 def _log_unreadable_run(

@@ -29,6 +29,7 @@ from django.conf import settings
 
 from dashboard import snapshots
 from dashboard.celery import app
+from dashboard.history import summaries
 from dashboard.models import TrackedRun
 from dashboard.mogplex.client import MogplexClient
 from dashboard.mogplex.errors import (
@@ -506,3 +507,9 @@ def board_compose() -> None:
             compose_soon()
             return
         board_publish(board_build())
+
+
+@app.task(ignore_result=True)
+def history_purge() -> None:
+    """Beat's hourly purge of run summaries older than ``BOARD_HISTORY_DAYS``."""
+    summaries.history_purge()

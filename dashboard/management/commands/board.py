@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from dashboard import snapshots
+from dashboard.history.command import history_arguments, history_print
 
 EXIT_OK = 0
 EXIT_UNAUTHORIZED = 64
@@ -67,15 +68,30 @@ class Command(BaseCommand):
         "mogplex CLI): 0 ok; 64 a source is unauthorized (401) or no source is configured; "
         "65 a source is forbidden (403, missing scope); 75 a source is rate limited (429); "
         "69 a source is unavailable, timing out, answering garbage or redirecting, or there is "
-        "no board yet, or Redis is unreachable. When several apply: 64, then 65, then 75, then 69."
+        "no board yet, or Redis is unreachable. When several apply: 64, then 65, then 75, then 69. "
+        "`board history [--json] [filters]` prints finished runs from the database instead "
+        "(newest first; exit 0, or 1 with a sentence for a bad filter)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--json", dest="as_json", action="store_true", help="print the composed board as JSON"
+            "what",
+            nargs="?",
+            choices=("history",),
+            help="history: finished runs kept in the database, under the filters below",
         )
+        parser.add_argument(
+            "--json",
+            dest="as_json",
+            action="store_true",
+            help="print the composed board (or history) as JSON",
+        )
+        history_arguments(parser)
 
-    def handle(self, *args: Any, as_json: bool, **options: Any) -> None:
+    def handle(self, *args: Any, as_json: bool, what: str | None = None, **options: Any) -> None:
+        if what == "history":
+            history_print(self.stdout, options, as_json=as_json)
+            return
         try:
             board = snapshots.board_read()
         except redis.RedisError:

@@ -1,0 +1,86 @@
+"""The history under a filter as CSV or JSON, streamed row by row.
+
+Rows are read from the database in chunks (``QuerySet.iterator``) and written out
+as they come, so an export of any size holds one chunk in memory, never all of it.
+Upstream text is agent-written: in CSV a cell that a spreadsheet would take for a
+formula is neutralised (see ``csv_cell``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+
+from dashboard.history.search import summary_json
+from dashboard.models import RunSummary
+
+CHUNK_ROWS = 1000
+CSV_COLUMNS = (
+    "run_id",
+    "status",
+    "repo_name",
+    "repo_id",
+    "branch_base",
+    "branch_working",
+    "harness",
+    "source",
+    "created_at",
+    "finished_at",
+    "duration_seconds",
+    "pr_url",
+    "delivery",
+    "failure_code",
+    "failure_reason",
+    "exit_code",
+    "error",
+    "event_count",
+)
+# What a spreadsheet reads as the start of a formula (OWASP's CSV injection list:
+# = + - @, and tab and carriage return, which some spreadsheets strip first).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str | int | float:
+    """A value as a CSV cell: numbers as they are; text that would start a formula gets a leading ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+class _Line:
+    """A file-like target for ``csv.writer`` that hands back what was written."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def _rows(runs: QuerySet[RunSummary]) -> Iterator[RunSummary]:
+    return runs.iterator(chunk_size=CHUNK_ROWS)
+
+
+def history_csv(runs: QuerySet[RunSummary]) -> Iterator[str]:
+    """The header, then one CSV line per summary."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(CSV_COLUMNS)
+    for summary in _rows(runs):
+        data = summary_json(summary)
+        yield writer.writerow([csv_cell(data[column]) for column in CSV_COLUMNS])
+
+
+def history_json(runs: QuerySet[RunSummary], *, filters: dict[str, str]) -> Iterable[str]:
+    """``{"filters": {...}, "runs": [...]}``, one run per chunk of text."""
+    yield '{"filters": ' + json.dumps(filters) + ', "runs": ['
+    first = True
+    for summary in _rows(runs):
+        yield ("" if first else ",") + "\n" + json.dumps(summary_json(summary), ensure_ascii=False)
+        first = False
+    yield "\n]}\n"

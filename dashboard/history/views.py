@@ -1,0 +1,107 @@
+"""The history page and its exports. They read the database only (no Redis, no upstream)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from dashboard.board import selectors
+from dashboard.board.views import _viewer_time_zone as viewer_time_zone
+from dashboard.board.views import board_login_required
+from dashboard.history.export import history_csv, history_json
+from dashboard.history.search import (
+    PAGE_SIZE,
+    HistoryFilterForm,
+    history_choices,
+    history_request_parse,
+    history_runs,
+)
+
+
+def _export_name(extension: str) -> str:
+    return f"mogplex-history-{timezone.now():%Y%m%d-%H%M%S}.{extension}"
+
+
+@require_GET
+@board_login_required
+def history(request: HttpRequest) -> HttpResponse:
+    """Finished runs, newest first, under the filters in the URL; a page of ``PAGE_SIZE``."""
+    asked = history_request_parse(request.GET)
+    zone, tz_problem = viewer_time_zone(request)
+    problems = list(asked.problems) + ([tz_problem] if tz_problem else [])
+    paginator = Paginator(history_runs(asked.filters), PAGE_SIZE)
+    number = asked.page
+    if number > paginator.num_pages:
+        problems.append(
+            f"There {'is only 1 page' if paginator.num_pages == 1 else f'are only {paginator.num_pages} pages'} "
+            "of runs under these filters; showing the last one."
+        )
+        number = paginator.num_pages
+    page = paginator.page(number)
+    query = asked.filters.query()
+
+    def page_url(n: int) -> str:
+        return reverse("history") + "?" + urlencode({**query, "page": n})
+
+    suffix = ("?" + urlencode(query)) if query else ""
+    context: dict[str, Any] = {
+        "page": page,
+        "runs": page.object_list,
+        "filters": asked.filters,
+        "form": HistoryFilterForm(initial=query),
+        "choices": history_choices(),
+        "problems": problems,
+        "tz": zone,
+        "filtered": asked.filters.active,
+        "previous_url": page_url(page.previous_page_number()) if page.has_previous() else "",
+        "next_url": page_url(page.next_page_number()) if page.has_next() else "",
+        "csv_url": reverse("history-csv") + suffix,
+        "json_url": reverse("history-json") + suffix,
+        "history_days": settings.BOARD_HISTORY_DAYS,
+        "app_version": selectors.app_version(),
+    }
+    response = render(request, "board/history.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _export(request: HttpRequest, kind: str) -> HttpResponseBase:
+    asked = history_request_parse(request.GET)
+    if asked.problems:
+        # An export of a filter that was not understood would be a different export than asked.
+        return HttpResponse(" ".join(asked.problems), status=400, content_type="text/plain; charset=utf-8")
+    runs = history_runs(asked.filters)
+    if kind == "csv":
+        response = StreamingHttpResponse(history_csv(runs), content_type="text/csv; charset=utf-8")
+    else:
+        response = StreamingHttpResponse(
+            history_json(runs, filters=asked.filters.query()), content_type="application/json"
+        )
+    response["Content-Disposition"] = f'attachment; filename="{_export_name(kind)}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
+@login_required
+def history_export_csv(request: HttpRequest) -> HttpResponseBase:
+    """The current filter's runs as CSV (streamed; formula-like cells neutralised)."""
+    return _export(request, "csv")
+
+
+@require_GET
+@login_required
+def history_export_json(request: HttpRequest) -> HttpResponseBase:
+    """The current filter's runs as JSON (streamed)."""
+    return _export(request, "json")
