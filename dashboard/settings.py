@@ -17,6 +17,7 @@ from django.utils.csp import CSP
 from dashboard.demo import demo_secrets
 from dashboard.env import ConfigurationError, envbool, envint, envlist, envnetworks, envstr
 from dashboard.mogplex.config import Source, Token, base_url_from_env, sources_from_env
+from dashboard.sso.config import oidc_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("BOARD_VAR_DIR", str(BASE_DIR / "var")))
@@ -143,6 +144,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "dashboard",
 ]
 
@@ -154,6 +159,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -197,6 +203,20 @@ LOGIN_REDIRECT_URL = "/"
 # (dashboard/signin.py); over it, attempts get 429 without the password being checked.
 BOARD_LOGIN_ATTEMPTS_PER_MINUTE = envint("BOARD_LOGIN_ATTEMPTS_PER_MINUTE", 10, minimum=1)
 BOARD_LOGIN_WINDOW_SECONDS = 60
+# Single sign-on with OpenID Connect (dashboard/sso.py): off unless BOARD_OIDC_ISSUER is set.
+BOARD_OIDC = oidc_from_env()
+SOCIALACCOUNT_PROVIDERS = BOARD_OIDC.allauth_providers() if BOARD_OIDC else {}
+ACCOUNT_ADAPTER = "dashboard.sso.flow.BoardAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "dashboard.sso.flow.BoardSocialAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 5
 # Reverse proxies whose X-Forwarded-For is believed when they are the peer (addresses or networks).
 BOARD_TRUSTED_PROXIES = envnetworks("BOARD_TRUSTED_PROXIES", "")
 

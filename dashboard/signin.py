@@ -37,6 +37,7 @@ from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from dashboard.env import IpNetwork
+from dashboard.sso.flow import sso_name
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,11 @@ class SignInView(LoginView):
             response["Retry-After"] = str(wait)
             return response
         return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)
+        context["sso_name"] = sso_name()
+        return context
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
         signin_failed(self.request, str(form.data.get("username", "")))

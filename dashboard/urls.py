@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 
 from dashboard import ingest, ops
 from dashboard.signin import SignInView
+from dashboard.sso import flow as sso
 
 urlpatterns = [
     # One sign-in page, rate limited, for the board and the admin alike.
@@ -14,6 +15,12 @@ urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),
     path("ingest/runs", ingest.runs_ingest, name="ingest-runs"),
     path("accounts/login/", SignInView.as_view(), name="login"),
+    # allauth's flows send people to its sign-in page by this name: it is the board's.
+    path("accounts/login/", SignInView.as_view(), name="account_login"),
+    path("accounts/inactive/", sso.account_inactive, name="account_inactive"),
+    path("accounts/oidc/<str:provider_id>/login/", sso.sso_login, name="openid_connect_login"),
+    path("accounts/", include("allauth.socialaccount.providers.openid_connect.urls")),
+    path("accounts/3rdparty/", include("allauth.socialaccount.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("dashboard.board.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Single sign-on with OpenID Connect: ``config`` (from the environment) and ``flow`` (allauth adapters, views)."""
