@@ -137,6 +137,8 @@ def test_an_unchanged_poll_says_when_the_data_was_last_fetched(store: redis.Redi
         "runs": pytest.approx(now - 3),
         "sandboxes": pytest.approx(now - 4),
         "sources": pytest.approx(now - 3),
+        # A source is as old as its oldest live part (here its sandbox list).
+        "source:demo": pytest.approx(now - 4),
     }
     assert float(unchanged["X-Board-Now"]) == pytest.approx(time.time(), abs=5)
 

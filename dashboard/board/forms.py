@@ -74,6 +74,11 @@ class BoardFilterForm(forms.Form):
         max_length=FILTER_MAX_CHARS,
         error_messages=_filter_messages("status filter", "choose a status from the list."),
     )
+    source = forms.CharField(
+        required=False,
+        max_length=FILTER_MAX_CHARS,
+        error_messages=_filter_messages("source filter", "choose a source from the list."),
+    )
     q = forms.CharField(
         required=False,
         max_length=FILTER_MAX_CHARS,
@@ -96,8 +101,10 @@ class BoardFilterForm(forms.Form):
         self.is_valid()
         data: dict[str, Any] = self.cleaned_data
         repo = str(data.get("repo") or "").strip()
+        source = str(data.get("source") or "").strip()
         return BoardFilters(
             repos=(repo,) if repo else (),
+            sources=(source,) if source else (),
             status=str(data.get("status") or "").strip(),
             search=str(data.get("q") or "").strip(),
             sort=str(data.get("sort") or "tracked"),

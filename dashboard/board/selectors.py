@@ -32,6 +32,8 @@ ENDED_RUN_STATUSES = TERMINAL_RUN_STATUSES | {"not_found"}
 SANDBOX_UP_STATUSES = frozenset({"creating", "installing", "running", "pausing"})
 
 PANELS = ("runs", "sandboxes", "sources")
+# Source states whose data is being refreshed; any other state is a failing source.
+HEALTHY_SOURCE_STATES = frozenset({"ok", "unknown", None})
 # The longest value a filter (repo, status, search) takes.
 FILTER_MAX_CHARS = 200
 
@@ -170,6 +172,11 @@ def freshness(fetched_at: float | None, now: float, *, key: str = "") -> Freshne
     return Freshness(fetched_at, age, age > settings.BOARD_STALE_SECONDS, key)
 
 
+def freshness_json(fresh: Freshness) -> JSON:
+    """A ``Freshness`` as ``board.json`` and ``board --json`` give it."""
+    return {"fetched_at": fresh.fetched_at, "age_seconds": fresh.age, "stale": fresh.stale}
+
+
 @dataclass(frozen=True)
 class PollerHealth:
     heartbeat_at: float | None
@@ -190,6 +197,7 @@ class BoardFilters:
 
     repos: tuple[str, ...] = ()
     status: str = ""
+    sources: tuple[str, ...] = ()
     search: str = ""
     sort: str = "tracked"
 
@@ -212,11 +220,20 @@ class BoardState:
     statuses: list[str]
     empty: bool
     problem_sources: list[JSON] = field(default_factory=list)
+    # How fresh each source's data is (its live runs and its sandbox list), by source name.
+    source_freshness: dict[str, Freshness] = field(default_factory=dict)
+    source_names: list[str] = field(default_factory=list)
+
+    @property
+    def stale_sources(self) -> list[str]:
+        """The sources whose data is too old to show as fresh (their rows say STALE), in order."""
+        return [name for name, f in self.source_freshness.items() if f.stale]
 
     @property
     def stale_flags(self) -> str:
         """One letter per panel (and the poller): ``s`` stale, ``f`` fresh."""
         flags = [self.panels[p].stale for p in PANELS] + [self.poller.stale]
+        flags += [f.stale for f in self.source_freshness.values()]
         return "".join("s" if f else "f" for f in flags)
 
     @property
@@ -224,7 +241,7 @@ class BoardState:
         """The earliest epoch second at which a fresh panel would turn stale (0: none would)."""
         times = [
             f.fetched_at + settings.BOARD_STALE_SECONDS
-            for f in self.panels.values()
+            for f in [*self.panels.values(), *self.source_freshness.values()]
             if not f.stale and f.fetched_at is not None
         ]
         if not self.poller.stale and self.poller.heartbeat_at is not None:
@@ -237,9 +254,31 @@ class BoardState:
         return f"{self.version or 'none'}.{self.stale_flags}.{self.flips_at}"
 
     @property
+    def health(self) -> str:
+        """The board's state for scripts (``state`` in ``board.json`` and ``board --json``).
+
+        ``poller_down`` (no board, or the poller's heartbeat is stale: nothing is
+        fresh), else ``attention`` (something needs someone, even if some data is
+        old), else ``stale`` (a panel or a source is too old, or a source is
+        failing), else ``ok``.
+        """
+        if self.empty or self.poller.stale:
+            return "poller_down"
+        if self.attention:
+            return "attention"
+        if any(f.stale for f in self.panels.values()) or self.problem_sources or self.stale_sources:
+            return "stale"
+        return "ok"
+
+    @property
     def overall(self) -> str:
         """One word for the tab title and favicon: stale, attention, active or clear."""
-        if self.poller.stale or any(f.stale for f in self.panels.values()) or self.problem_sources:
+        if (
+            self.poller.stale
+            or any(f.stale for f in self.panels.values())
+            or self.problem_sources
+            or self.stale_sources
+        ):
             return "stale"
         if self.attention:
             return "attention"
@@ -350,6 +389,8 @@ def _matches(row: JSON, filters: BoardFilters, repo_key: str) -> bool:
         return False
     if filters.status and row.get("status") != filters.status:
         return False
+    if filters.sources and (row.get("source") or "") not in filters.sources:
+        return False
     if filters.search:
         needle = filters.search.lower()
         haystack = " ".join(str(v) for v in row.values() if isinstance(v, str)).lower()
@@ -390,32 +431,55 @@ def board_fetched(board: JSON) -> dict[str, float | None]:
     """
     runs = [r for r in board.get("runs", []) if isinstance(r, dict)]
     sources = [s for s in board.get("sources", []) if isinstance(s, dict)]
+    # A failing source marks only its own rows STALE (through "source:<name>"); the
+    # panels are as fresh as the healthy sources' data, or everyone's when all fail.
+    failing = {s.get("name") for s in sources if s.get("state") not in HEALTHY_SOURCE_STATES}
     # Ended runs are never fetched again, so only live runs say how fresh the panel is;
     # with none live, the board's composition time does (the run list itself is current).
     # A row that could not be read says so itself, and costs the panel nothing.
-    live_fetched = [
-        r.get("fetched_at")
+    live = [
+        r
         for r in runs
         if unreadable.run_row_problem(r) is None
         and _run_status(r) not in ENDED_RUN_STATUSES | {unreadable.UNREADABLE}
     ]
-    sandboxes_fetched = board.get("sandboxes_fetched_at")
-    return {
+    live_fetched = [r.get("fetched_at") for r in (_healthy(live, failing) or live)]
+    raw_sandboxes = board.get("sandboxes_fetched_at")
+    sandboxes_fetched: dict[Any, Any] = raw_sandboxes if isinstance(raw_sandboxes, dict) else {}
+    healthy_sandboxes = {k: v for k, v in sandboxes_fetched.items() if k not in failing} or sandboxes_fetched
+    healthy_sources = [s for s in sources if s.get("name") not in failing] or sources
+    fetched: dict[str, float | None] = {
         "runs": _panel_fetched_at(live_fetched)
         if live_fetched
         else _panel_fetched_at([board.get("composed_at")]),
-        "sandboxes": _panel_fetched_at(
-            sandboxes_fetched.values() if isinstance(sandboxes_fetched, dict) else ()
-        ),
-        "sources": _panel_fetched_at(s.get("last_success_at") for s in sources) if sources else None,
+        "sandboxes": _panel_fetched_at(healthy_sandboxes.values()),
+        "sources": _panel_fetched_at(s.get("last_success_at") for s in healthy_sources) if sources else None,
     }
+    for source in sources:
+        name = source.get("name")
+        if not isinstance(name, str):
+            continue
+        # A source is as old as its oldest live part: its live runs and its sandbox list;
+        # with neither, its last successful request.
+        parts = [r.get("fetched_at") for r in live if r.get("source") == name]
+        parts.append(sandboxes_fetched.get(name))
+        fetched[f"source:{name}"] = _panel_fetched_at(parts) or _panel_fetched_at(
+            [source.get("last_success_at")]
+        )
+    return fetched
 
 
-def board_state(filters: BoardFilters | None = None, *, now: float | None = None) -> BoardState:
-    """Read the composed board snapshot and shape it for a page (one Redis read)."""
+def _healthy(rows: list[JSON], failing: set[Any]) -> list[JSON]:
+    return [r for r in rows if r.get("source") not in failing]
+
+
+def board_state(
+    filters: BoardFilters | None = None, *, now: float | None = None, board: JSON | None = None
+) -> BoardState:
+    """Read the composed board snapshot (or take ``board``, one already read) and shape it for a page."""
     filters = filters or BoardFilters()
     now = time.time() if now is None else now
-    board = snapshots.board_read() or {}
+    board = (snapshots.board_read() or {}) if board is None else board
     heartbeat = snapshots.heartbeat_read()
     if heartbeat is None:
         heartbeat = board.get("heartbeat_at")
@@ -453,6 +517,12 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
     fetched = board_fetched(board)
     panels = {name: freshness(fetched.get(name), now, key=name) for name in PANELS}
     problems = [s for s in sources if s.get("state") not in ("ok", None)]
+    source_fresh = {
+        key.removeprefix("source:"): freshness(value, now, key=key)
+        for key, value in fetched.items()
+        if key.startswith("source:")
+    }
+    _rows_freshness(runs, sandboxes, source_fresh, now)
     return BoardState(
         now=now,
         version=board.get("version"),
@@ -468,7 +538,31 @@ def board_state(filters: BoardFilters | None = None, *, now: float | None = None
         statuses=statuses,
         empty=not board,
         problem_sources=problems,
+        source_freshness=source_fresh,
+        source_names=sorted(
+            name
+            for name in {str(s.get("name") or "") for s in sources}
+            | {str(r.get("source") or "") for r in runs}
+            | {str(b.get("source") or "") for b in sandboxes}
+            if 0 < len(name) <= FILTER_MAX_CHARS and "\x00" not in name
+        ),
     )
+
+
+def _rows_freshness(
+    runs: list[JSON], sandboxes: list[JSON], source_fresh: dict[str, Freshness], now: float
+) -> None:
+    """Give each row its source's freshness: a failing source's rows say STALE, the others' stay fresh.
+
+    An ended run's data is final (it is never fetched again), so it is never stale.
+    A row of a source no longer configured is as old as its own fetch.
+    """
+    for row in [*runs, *sandboxes]:
+        own = freshness(row.get("fetched_at"), now)
+        if "run_id" in row and row.get("status") in ENDED_RUN_STATUSES:
+            row["freshness"] = Freshness(own.fetched_at, own.age, False)
+        else:
+            row["freshness"] = source_fresh.get(str(row.get("source") or ""), own)
 
 
 @dataclass(frozen=True)

@@ -351,7 +351,11 @@ def _display_token(raw: str) -> DisplayToken:
 
 
 def _row_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in _JSON_DROP}
+    """A row for scripts: its fields, its source, and how fresh its data is (its source's freshness)."""
+    data = {k: v for k, v in row.items() if k not in _JSON_DROP}
+    fresh = row.get("freshness")
+    data["freshness"] = selectors.freshness_json(fresh) if isinstance(fresh, selectors.Freshness) else None
+    return data
 
 
 @require_GET
@@ -365,6 +369,8 @@ def board_json(request: HttpRequest) -> HttpResponse:
             return _board_headers(JsonResponse({"error": DISPLAY_REVOKED}, status=410))
     state = selectors.board_state()
     payload = {
+        "state": state.health,
+        "stale_sources": state.stale_sources,
         "version": state.version,
         "composed_at": state.composed_at,
         "now": state.now,
@@ -374,10 +380,8 @@ def board_json(request: HttpRequest) -> HttpResponse:
             "age_seconds": state.poller.age,
             "stale": state.poller.stale,
         },
-        "panels": {
-            name: {"fetched_at": f.fetched_at, "age_seconds": f.age, "stale": f.stale}
-            for name, f in state.panels.items()
-        },
+        "panels": {name: selectors.freshness_json(f) for name, f in state.panels.items()},
+        "source_freshness": {name: selectors.freshness_json(f) for name, f in state.source_freshness.items()},
         "active_runs": [_row_json(r) for r in state.active_runs],
         "finished_runs": [_row_json(r) for r in state.finished_runs],
         "attention": [str(r.get("run_id")) for r in state.attention],

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from dashboard import snapshots
+from dashboard.board import selectors
 from dashboard.history.command import history_arguments, history_print
 
 EXIT_OK = 0
@@ -44,6 +45,37 @@ def board_exit_code(board: dict[str, Any]) -> int:
         if states & wanted:
             return code
     return EXIT_OK
+
+
+def board_truth(board: dict[str, Any]) -> dict[str, Any]:
+    """The composed board with what the pages make of it: the overall ``state``
+    (ok, attention, stale, poller_down), the sources whose data is stale, and each
+    run's and sandbox's freshness (its source's), as ``/api/board.json`` has them."""
+    state = selectors.board_state(board=board)
+    fresh = {("run", r.get("run_id")): r.get("freshness") for r in [*state.active_runs, *state.finished_runs]}
+    fresh.update({("sandbox", s.get("id")): s.get("freshness") for s in state.sandboxes})
+
+    def annotated(kind: str, key: str, rows: Any) -> list[Any]:
+        out = []
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict):
+                found = fresh.get((kind, row.get(key)))
+                row = {
+                    **row,
+                    "freshness": selectors.freshness_json(found)
+                    if isinstance(found, selectors.Freshness)
+                    else None,
+                }
+            out.append(row)
+        return out
+
+    return {
+        **board,
+        "state": state.health,
+        "stale_sources": state.stale_sources,
+        "runs": annotated("run", "run_id", board.get("runs")),
+        "sandboxes": annotated("sandbox", "id", board.get("sandboxes")),
+    }
 
 
 def _age(seconds: float) -> str:
@@ -106,7 +138,7 @@ class Command(BaseCommand):
             )
         code = board_exit_code(board)
         if as_json:
-            self.stdout.write(json.dumps(board, indent=2, sort_keys=True))
+            self.stdout.write(json.dumps(board_truth(board), indent=2, sort_keys=True))
         else:
             self._summary(board)
         if code != EXIT_OK:
