@@ -53,6 +53,22 @@ def test_base_url_wins_over_cli_variable() -> None:
     assert base_url_from_env({"MOGPLEX_URL": "https://staging.mogplex.com"}) == "https://staging.mogplex.com"
 
 
+@pytest.mark.parametrize(
+    "raw", ["http://127.0.0.1:8765", "http://localhost:8765/api/v1/mogplex", "http://[::1]:8765"]
+)
+def test_plain_http_is_allowed_to_this_machine(raw: str) -> None:
+    assert base_url_from_env({"MOGPLEX_BASE_URL": raw}).startswith("http://")
+
+
+def test_plain_http_to_another_host_is_refused_unless_allowed() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        base_url_from_env({"MOGPLEX_URL": "http://mogplex.internal"})
+    assert "MOGPLEX_URL is 'http://mogplex.internal', plain http to another machine" in str(info.value)
+    assert "MOGPLEX_ALLOW_PLAIN_HTTP=true" in str(info.value)
+    allowed = {"MOGPLEX_BASE_URL": "http://mogplex.internal", "MOGPLEX_ALLOW_PLAIN_HTTP": "true"}
+    assert base_url_from_env(allowed) == "http://mogplex.internal"
+
+
 def test_api_key_wins_over_token_as_in_the_cli() -> None:
     (source,) = sources_from_env({"MOGPLEX_TOKEN": "mog_token", "MOGPLEX_API_KEY": " mog_apikey\n"})
     assert source.name == "default"
@@ -84,6 +100,10 @@ def test_token_never_shows_itself() -> None:
             "remove the query string",
         ),
         ({"MOGPLEX_BASE_URL": "gopher://mogplex.com", "MOGPLEX_TOKEN": "mog_x"}, "http(s) URL"),
+        (
+            {"MOGPLEX_BASE_URL": "http://10.0.0.7:8080", "MOGPLEX_TOKEN": "mog_x"},
+            "the token would travel in clear text; use https, or set MOGPLEX_ALLOW_PLAIN_HTTP=true",
+        ),
         ({"MOGPLEX_BASE_URL": "https://mogplex.com", "MOGPLEX_TOKEN": ""}, "MOGPLEX_TOKEN is empty"),
         ({"MOGPLEX_BASE_URL": "https://mogplex.com"}, "no token is"),
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG is 'maybe'; set it to true or false."),

@@ -7,12 +7,13 @@ The contract (section 1) allows the base URL as an origin or as origin +
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from dashboard.env import ConfigurationError, envstr
+from dashboard.env import ConfigurationError, envbool, envstr
 
 API_PREFIX = "/api/v1/mogplex"
 DEFAULT_ORIGIN = "https://mogplex.com"
@@ -83,13 +84,44 @@ def normalize_base_url(raw: str, variable: str = "MOGPLEX_BASE_URL") -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a URL's hostname) names this machine: ``localhost`` or a loopback address."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def base_url_from_env(environ: Mapping[str, str], default: str = DEFAULT_ORIGIN) -> str:
-    """``MOGPLEX_BASE_URL`` (either form) wins over ``MOGPLEX_URL``, as the CLI does."""
+    """``MOGPLEX_BASE_URL`` (either form) wins over ``MOGPLEX_URL``, as the CLI does.
+
+    Plain http is refused for any host but this machine's (the token would cross the
+    network in clear text), unless ``MOGPLEX_ALLOW_PLAIN_HTTP`` is true: the CLI's
+    ``MOGPLEX_DEV`` makes the same exception for loopback only.
+    """
     for variable in ("MOGPLEX_BASE_URL", "MOGPLEX_URL"):
         value = envstr(variable, "", environ)
         if value.strip():
-            return normalize_base_url(value, variable)
+            base = normalize_base_url(value, variable)
+            _refuse_plain_http(base, variable, environ)
+            return base
     return normalize_base_url(default)
+
+
+def _refuse_plain_http(base: str, variable: str, environ: Mapping[str, str]) -> None:
+    parts = urlsplit(base)
+    if parts.scheme != "http" or is_loopback_host(parts.hostname or ""):
+        return
+    if envbool("MOGPLEX_ALLOW_PLAIN_HTTP", False, environ):
+        return
+    raise ConfigurationError(
+        f"{variable} is {base!r}, plain http to another machine, so the token would travel in clear "
+        "text; use https, or set MOGPLEX_ALLOW_PLAIN_HTTP=true if the network between is trusted "
+        "(plain http is allowed without it only for localhost and loopback addresses)."
+    )
 
 
 def sources_from_env(environ: Mapping[str, str]) -> list[Source]:
