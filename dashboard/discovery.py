@@ -34,6 +34,8 @@ _RUN_PATH_RE = re.compile(rf"^(?P<prefix>.*)/runs/(?P<id>{_UUID})/?$")
 _HINT = "paste the UUID from `mogplex run --json` (its runId) or the run's web address."
 _JSON_HINT = "feed the output of `mogplex run --json` (one object, or one per line)."
 _SHOWN_CHARS = 120
+# A list of runs (or of lists of ids) is as deep as any output of `mogplex run --json` goes.
+_MAX_LIST_DEPTH = 2
 
 
 class InvalidRunInput(ValueError):
@@ -81,12 +83,14 @@ def run_id_parse(text: str) -> UUID:
     raise InvalidRunInput(f"{_shown(stripped)} is not a Mogplex run id or run URL; " + _HINT)
 
 
-def _run_id_from_object(value: Any, where: str) -> list[UUID]:
+def _run_id_from_object(value: Any, where: str, depth: int = 0) -> list[UUID]:
     """Run ids from one JSON value: a (possibly enveloped) run, ``{"run_ids": [...]}``, or a list."""
     if isinstance(value, list):
+        if depth >= _MAX_LIST_DEPTH:
+            raise InvalidRunInput(f"{where} nests lists in lists; " + _JSON_HINT)
         ids: list[UUID] = []
         for item in value:
-            ids.extend(_run_id_from_object(item, where))
+            ids.extend(_run_id_from_object(item, where, depth + 1))
         return ids
     if isinstance(value, str):
         return [_located(value, where)]
@@ -141,6 +145,11 @@ def runs_from_cli_json(text: str) -> list[UUID]:
             value, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise InvalidRunInput(f"Line {exc.lineno} is not valid JSON ({exc.msg}); " + _JSON_HINT) from None
+        except RecursionError:
+            # The decoder gives up on JSON nested about a thousand deep (valid or not).
+            raise InvalidRunInput(
+                f"The JSON on line {line} is nested too deeply to be a run; " + _JSON_HINT
+            ) from None
         ids.extend(_run_id_from_object(value, f"The JSON on line {line}"))
     if not ids:
         raise InvalidRunInput("No run id was given; " + _HINT)

@@ -40,6 +40,19 @@ def _bearer_ok(request: HttpRequest, expected: str) -> bool:
     return hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
+def _body(request: HttpRequest, most: int) -> bytes:
+    """At most ``most`` bytes of the body, also when it comes with chunked transfer encoding.
+
+    Django reads a body by its Content-Length and sees none in a chunked one; the
+    server (gunicorn) has already taken the chunking off ``wsgi.input``.
+    """
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if chunked and "Content-Length" not in request.headers:
+        stream = request.META.get("wsgi.input")
+        return bytes(stream.read(most)) if stream is not None else b""
+    return request.read(most)
+
+
 @csrf_exempt
 def runs_ingest(request: HttpRequest) -> JsonResponse:
     """Track the runs in the body; see the module docstring for the protocol."""
@@ -61,7 +74,7 @@ def runs_ingest(request: HttpRequest) -> JsonResponse:
     too_big = _error(413, f"The body is larger than {INGEST_MAX_BYTES // 1024} KB; send fewer runs at once.")
     if declared > INGEST_MAX_BYTES:
         return too_big
-    body = request.read(INGEST_MAX_BYTES + 1)
+    body = _body(request, INGEST_MAX_BYTES + 1)
     if len(body) > INGEST_MAX_BYTES:
         return too_big
     try:

@@ -6,6 +6,11 @@ logs the path of every 4xx and 5xx answer) and gunicorn's access log write
 URLs. ``redact`` replaces the token with ``…``; ``RedactDisplayTokens`` applies
 it to log records (see ``LOGGING`` in settings) and ``gunicorn.conf.py`` to the
 access log.
+
+``QuietBadRequests`` turns Django's report of a request it refused as suspicious
+(a foreign ``Host``, a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``) from an ERROR
+with a traceback into one WARNING line: the client sent something wrong, the
+board answered 400, and there is nothing in the board to fix.
 """
 
 from __future__ import annotations
@@ -36,4 +41,17 @@ class RedactDisplayTokens(logging.Filter):
             record.args = {key: redacted(value) for key, value in record.args.items()}
         elif record.args:
             record.args = tuple(redacted(value) for value in record.args)
+        return True
+
+
+class QuietBadRequests(logging.Filter):
+    """Django's ``django.security.*`` records (a refused request) as one WARNING line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security.") and record.levelno > logging.WARNING:
+            record.levelno = logging.WARNING
+            record.levelname = logging.getLevelName(logging.WARNING)
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = None
         return True

@@ -120,6 +120,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# One log line when beat cannot send a tick (and one when it can again), not a traceback a tick.
+CELERY_BEAT_SCHEDULER = "dashboard.polling.beat:BoardScheduler"
 # The poller's heartbeat: each tick plans every source's fetches for the next tick.
 CELERY_BEAT_SCHEDULE = {
     "poll-tick": {
@@ -273,12 +275,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"redact_display_tokens": {"()": "dashboard.logredact.RedactDisplayTokens"}},
+    "filters": {
+        "redact_display_tokens": {"()": "dashboard.logredact.RedactDisplayTokens"},
+        "quiet_bad_requests": {"()": "dashboard.logredact.QuietBadRequests"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "line",
-            "filters": ["redact_display_tokens"],
+            "filters": ["quiet_bad_requests", "redact_display_tokens"],
         }
     },
     "root": {"handlers": ["console"], "level": envstr("BOARD_LOG_LEVEL", "INFO")},

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -21,6 +22,16 @@ urlpatterns = [
     path("accounts/oidc/<str:provider_id>/login/", sso.sso_login, name="openid_connect_login"),
     path("accounts/", include("allauth.socialaccount.providers.openid_connect.urls")),
     path("accounts/3rdparty/", include("allauth.socialaccount.urls")),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # No password reset by mail: the board sends no mail. An operator sets a forgotten
+    # password in the admin or with `manage.py changepassword`.
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("", include("dashboard.board.urls")),
 ]
+
+handler404 = "dashboard.board.views.page_not_found"

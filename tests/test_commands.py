@@ -118,6 +118,32 @@ def test_track_refuses_bad_input_with_one_sentence_and_exit_2(
     assert list(TrackedRun.objects.values_list("run_id", flat=True)) == before
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("stdin", ["[" * 60_000, '{"runId": ' * 1_500 + '"x"' + "}" * 1_500])
+def test_track_reading_deep_json_says_one_sentence(stdin: str) -> None:
+    from tests.pollers import test_database_path
+
+    run_command("track", OTHER)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{test_database_path()}"}
+
+    finished = subprocess.run(
+        [sys.executable, "manage.py", "track", "-"],
+        cwd=Path(django_settings.BASE_DIR),
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2
+    assert finished.stderr.strip() == (
+        "The JSON on line 1 is nested too deeply to be a run; "
+        "feed the output of `mogplex run --json` (one object, or one per line)."
+    )
+    assert list(TrackedRun.objects.values_list("run_id", flat=True)) == [UUID(OTHER)]
+
+
 @pytest.mark.django_db
 def test_track_list_shows_tracked_runs() -> None:
     run_command("track", RUN)

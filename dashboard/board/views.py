@@ -28,6 +28,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -358,14 +360,30 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@require_GET
+DISPLAY_UNKNOWN = "This display link is not known; ask an operator for a display link."
+
+
+# Read-only whatever the method (anything but GET is refused below), so a POST needs no CSRF
+# token to be told so in JSON.
+@csrf_exempt
 def board_json(request: HttpRequest) -> HttpResponse:
-    """The board as JSON for scripts and bots: a session login or ``?display=<display token>``."""
+    """The board as JSON for scripts and bots: a session login or ``?display=<display token>``.
+
+    Every answer is JSON, errors too (``{"error": "<one sentence>"}``).
+    """
+    if request.method != "GET":
+        response = JsonResponse({"error": "Use GET to read /api/board.json."}, status=405)
+        response["Allow"] = "GET"
+        return response
     if not request.user.is_authenticated:
         raw = request.GET.get("display", "")
         if not raw:
             return JsonResponse({"error": "Log in, or pass ?display=<display token>."}, status=401)
-        if _display_token(raw).revoked_at is not None:
+        try:
+            token = _display_token(raw)
+        except Http404:
+            return JsonResponse({"error": DISPLAY_UNKNOWN}, status=404)
+        if token.revoked_at is not None:
             return _board_headers(JsonResponse({"error": DISPLAY_REVOKED}, status=410))
     state = selectors.board_state()
     payload = {
@@ -468,3 +486,12 @@ def _kiosk_rows(state: selectors.BoardState, params: KioskParams) -> dict[str, A
         }
         for name, items in lists.items()
     }
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404: JSON under ``/api/`` (scripts read it), Django's page everywhere else."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": "There is no such address; the board's JSON is at /api/board.json."}, status=404
+        )
+    return defaults.page_not_found(request, exception)

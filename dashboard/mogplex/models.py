@@ -403,7 +403,8 @@ def decode_json(content: bytes, status: int) -> Any:
     """The JSON in a response body, or ``ProtocolError`` naming the HTTP status."""
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested about a thousand deep, which no Mogplex answer is.
         raise ProtocolError(
             f"Mogplex answered {status} with a body that is not JSON; check the base URL points at Mogplex.",
             status=status,
@@ -437,7 +438,7 @@ def error_message(content: bytes) -> str | None:
     """Upstream's ``error.message`` (else ``error.code``) from an error envelope, or None if there is none."""
     try:
         body = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
