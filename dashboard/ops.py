@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dashboard import snapshots
+from dashboard.alerting import AlertingCollector
 
 # A heartbeat older than this many poll ticks means the poller is not running.
 HEARTBEAT_GRACE_SECONDS = 30
@@ -121,6 +122,7 @@ class BoardCollector(Collector):
 _REGISTRY = CollectorRegistry()
 _REGISTRY.register(BoardCollector())
 _REGISTRY.register(VIEW_LATENCY)
+_REGISTRY.register(AlertingCollector())
 
 
 @require_GET
