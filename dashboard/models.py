@@ -119,3 +119,110 @@ class RunSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.status}"
+
+# --- notifications (dashboard/notify) ----------------------------------------------
+
+
+class NotifyDestination(models.Model):
+    """Where notifications go: one Apprise URL, from BOARD_NOTIFY_URLS or added in the admin.
+
+    A destination from the environment keeps its URL there (``env_index`` says
+    which entry) and none here; one added in the admin keeps it in ``url``,
+    which no page shows again.
+    """
+
+    name = models.CharField(max_length=80, unique=True)
+    kind = models.CharField(max_length=40, editable=False, help_text="The Apprise service (its URL scheme).")
+    url = models.TextField(blank=True, help_text="An Apprise URL; kept secret, never shown again.")
+    env_index = models.PositiveIntegerField(null=True, blank=True, unique=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NotifyRule(models.Model):
+    """Which events go to a destination, optionally only for some repos or sources.
+
+    A destination without rules gets every event.
+    """
+
+    destination = models.ForeignKey(NotifyDestination, on_delete=models.CASCADE, related_name="rules")
+    events = models.JSONField(default=list, help_text="Event kinds this rule sends.")
+    repos = models.CharField(
+        max_length=500, blank=True, help_text="Only runs in these repos (owner/name, comma-separated)."
+    )
+    sources = models.CharField(
+        max_length=500, blank=True, help_text="Only runs and sources of these sources (comma-separated)."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.destination}: {', '.join(self.events) or 'nothing'}"
+
+
+class NotifyEvent(models.Model):
+    """One transition the board noticed (a run failed, a source recovered...), stored once by its key."""
+
+    key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=30)
+    facts = models.JSONField(default=dict, help_text="What the message says; upstream text, no secret.")
+    repo = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=40, blank=True)
+    subject = models.CharField(max_length=100, blank=True, help_text="The run id, source name or 'poller'.")
+    open = models.BooleanField(default=False, help_text="A condition whose end is announced too.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class NotifyMessage(models.Model):
+    """One message to one destination: a single event or a digest of several."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting to be sent"
+        SENDING = "sending", "being sent"
+        SENT = "sent", "sent"
+        FAILED = "failed", "given up"
+
+    destination = models.ForeignKey(NotifyDestination, on_delete=models.CASCADE, related_name="messages")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.destination} #{self.pk}"
+
+
+class NotifyDelivery(models.Model):
+    """One event for one destination: at most one per pair, so nothing is sent twice."""
+
+    event = models.ForeignKey(NotifyEvent, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.ForeignKey(NotifyDestination, on_delete=models.CASCADE, related_name="deliveries")
+    message = models.ForeignKey(
+        NotifyMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "destination"], name="notify_delivery_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.destination}"

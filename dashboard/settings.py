@@ -17,6 +17,7 @@ from django.utils.csp import CSP
 from dashboard.demo import demo_secrets
 from dashboard.env import ConfigurationError, envbool, envint, envlist, envnetworks, envstr
 from dashboard.mogplex.config import Source, Token, base_url_from_env, sources_from_env
+from dashboard.notify.destinations import notify_urls_from_env
 from dashboard.sso.config import oidc_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -76,6 +77,19 @@ BOARD_PUBLIC_URL = envstr("BOARD_PUBLIC_URL", "http://localhost:8000")
 # How often an open dashboard page asks whether the board changed (an unchanged board costs a 204).
 BOARD_PAGE_REFRESH_SECONDS = envint("BOARD_PAGE_REFRESH_SECONDS", 5, minimum=1, maximum=300)
 
+# --- Notifications (dashboard/notify) ------------------------------------------
+# Apprise URLs (slack://, msteams://, discord://, mmost://, mailto://, json://...), separated by
+# spaces or new lines; a bad one stops start-up naming its position and scheme, never its secret.
+BOARD_NOTIFY_URLS = notify_urls_from_env() if envstr("BOARD_NOTIFY_URLS").strip() else []
+# A destination gets at most this many messages in any rolling minute; more become one digest.
+BOARD_NOTIFY_PER_MINUTE = envint("BOARD_NOTIFY_PER_MINUTE", 3, minimum=1)
+# Tries per message before it is given up (the pause doubles from BOARD_NOTIFY_RETRY_SECONDS).
+BOARD_NOTIFY_ATTEMPTS = envint("BOARD_NOTIFY_ATTEMPTS", 5, minimum=1)
+BOARD_NOTIFY_RETRY_SECONDS = envint("BOARD_NOTIFY_RETRY_SECONDS", 5, minimum=1)
+BOARD_NOTIFY_TIMEOUT_SECONDS = envint("BOARD_NOTIFY_TIMEOUT_SECONDS", 10, minimum=1)
+# How often the notifier reads the board for changes.
+BOARD_NOTIFY_SCAN_SECONDS = envint("BOARD_NOTIFY_SCAN_SECONDS", 2, minimum=1)
+
 # --- Secret key --------------------------------------------------------------
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -119,6 +133,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 1,
 }
 CELERY_TASK_ACKS_LATE = False
+# Notifications have a queue (and a worker) of their own: a destination that hangs never slows the poller.
+CELERY_TASK_ROUTES = {"dashboard.notify.tasks.*": {"queue": "notify"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # One log line when beat cannot send a tick (and one when it can again), not a traceback a tick.
 CELERY_BEAT_SCHEDULER = "dashboard.polling.beat:BoardScheduler"
@@ -292,6 +308,8 @@ LOGGING = {
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # Apprise's debug lines can quote a destination URL (its secret); its warnings do not.
+        "apprise": {"level": "WARNING"},
         "django.request": {"filters": ["redact_display_tokens"]},
         "django.server": {"filters": ["redact_display_tokens"]},
     },

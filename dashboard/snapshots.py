@@ -19,6 +19,7 @@ Keys (all JSON unless noted):
 - ``board:fetched``               ``{key: epoch | null}``: when each freshness badge's data was fetched
 - ``board:heartbeat``             (string) epoch seconds of the poller's last tick
 - ``board:outcomes:<source>``     (hash) upstream requests counted by outcome
+- ``board:notifier-heartbeat``    (string) epoch seconds of the notifier's last watch pass
 """
 
 from __future__ import annotations
@@ -262,6 +263,15 @@ def heartbeat_write(now: float) -> None:
 
 def heartbeat_read() -> float | None:
     raw = cast(bytes | None, redis_client().get("board:heartbeat"))
+    return None if raw is None else float(raw)
+
+
+def notifier_heartbeat_write(now: float) -> None:
+    redis_client().set("board:notifier-heartbeat", repr(now))
+
+
+def notifier_heartbeat_read() -> float | None:
+    raw = cast(bytes | None, redis_client().get("board:notifier-heartbeat"))
     return None if raw is None else float(raw)
 
 

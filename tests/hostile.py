@@ -78,6 +78,24 @@ CORPUS: tuple[str, ...] = (
     ("<b>" * (HUGE // 3))[:HUGE],
 )
 
+# What an agent could write to ping people or spoof links in chat (Slack, Teams, Discord,
+# Mattermost): mentions, Slack control sequences (also pre-escaped), Markdown and mrkdwn.
+CHAT: tuple[str, ...] = (
+    "<!channel> <!here> <!everyone> <!subteam^S123|@oncall>",
+    "&lt;!channel&gt; !here> @here>",
+    "@here @everyone @channel @oncall",
+    "<@U024BE7LH> <#C024BE7LH|general>",
+    "<https://evil.example|click here>",
+    "<https://evil.example>",
+    "[click here](https://evil.example) [x](javascript:alert(1))",
+    "![img](https://evil.example/pixel.png)",
+    "[ref]: https://evil.example\n[click][ref]",
+    "*bold* _italic_ ~strike~ `code` ```block``` **strong** __u__",
+    "> quoted\n# Heading\n- list",
+    "<b>bold</b> <a href='https://evil.example'>click</a>",
+    "||spoiler|| <t:0:R> :rotating_light:",
+)
+
 # Entries short enough to travel in a URL (servers refuse request lines of 64 kB and more).
 SHORT: tuple[str, ...] = tuple(s for s in CORPUS if len(s) < 1000)
 

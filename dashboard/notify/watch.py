@@ -1,0 +1,180 @@
+"""The watcher: reads the composed board and the poller's heartbeat, and notices transitions.
+
+It runs in the notifier (a Celery worker on the ``notify`` queue, see
+``tasks``), never in the poller: so "the poller stopped reporting" is noticed by
+a process that is not the poller. It depends on the composed board's fields, not
+on the code that writes them: ``status``, ``stall_reason`` (absent: no stall
+events), ``acknowledged`` and ``fixed_by`` (absent: no "resolved" events), and
+each source's ``state`` and ``last_success_at``.
+
+Each transition has a key that names it once (a run's failure, one stall of a
+run since its last update, one episode of a source's problem since its last
+success, one silence of the poller since its last tick), so seeing it again on
+the next scan, or after a restart, stores and sends nothing new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+
+from dashboard import snapshots
+from dashboard.models import NotifyEvent
+from dashboard.mogplex.failures import failure_reason
+from dashboard.mogplex.models import http_url
+from dashboard.notify.delivery import Found, events_record
+from dashboard.notify.messages import SOURCE_STATES
+
+JSON = dict[str, Any]
+
+
+def _run_id(row: JSON) -> str | None:
+    try:
+        return str(uuid.UUID(str(row.get("run_id"))))
+    except ValueError:
+        return None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def run_facts(row: JSON, run_id: str) -> JSON:
+    """What a message about this run says (upstream text is neutralised when written)."""
+    record = snapshots.run_read(run_id) or {}
+    outcome: JSON = record.get("outcome") or {}
+    code = outcome.get("failure_code")
+    exit_code = outcome.get("exit_code")
+    reason = failure_reason(
+        code if isinstance(code, str) else None, exit_code if isinstance(exit_code, int) else None
+    )
+    return {
+        "run_id": run_id,
+        "repo": _text(row.get("repo_name")) or _text(row.get("repo_id")),
+        "branch": _text(row.get("branch_base")),
+        "working_branch": _text(row.get("branch_working")),
+        "source": _text(row.get("source")),
+        "reason": reason,
+        "error": _text(row.get("error")),
+        "pr_url": http_url(row.get("pr_url")),
+        "delivery": outcome.get("delivery") if isinstance(outcome.get("delivery"), str) else None,
+        "stall_reason": _text(row.get("stall_reason")) or None,
+        "board_url": settings.BOARD_PUBLIC_URL.rstrip("/") + reverse("run-detail", args=[run_id]),
+        "mogplex_url": settings.MOGPLEX_APP_URL.rstrip("/") + f"/runs/{run_id}",
+    }
+
+
+def _resolution(row: JSON) -> str | None:
+    acks = row.get("acknowledged")
+    if isinstance(acks, list) and acks:
+        last = acks[-1] if isinstance(acks[-1], dict) else {}
+        who = _text(last.get("by"))
+        return f"acknowledged by {who}" if who else "acknowledged"
+    fixed = row.get("fixed_by")
+    if isinstance(fixed, dict):
+        return "fixed by a later run on the same branch"
+    return None
+
+
+def board_events(
+    board: JSON | None, heartbeat: float | None, now: float
+) -> tuple[list[Found], dict[str, str]]:
+    """The conditions on the board now, and the failed runs already resolved (run id -> how)."""
+    found: list[Found] = []
+    resolved: dict[str, str] = {}
+    for row in (board or {}).get("runs") or []:
+        if not isinstance(row, dict):
+            continue
+        run_id = _run_id(row)
+        if run_id is None:
+            continue
+        status = row.get("status")
+        stall = row.get("stall_reason")
+        if status != "failed" and not (isinstance(stall, str) and stall):
+            continue
+        facts = run_facts(row, run_id)
+        common = {"repo": facts["repo"], "source": facts["source"], "subject": run_id}
+        if status == "failed":
+            how = _resolution(row)
+            if how is not None:
+                resolved[run_id] = how
+            found.append(Found(f"run_failed:{run_id}", "run_failed", facts, open=True, **common))
+        elif isinstance(stall, str) and stall:
+            episode = _text(row.get("updated_at")) or _text(row.get("created_at"))
+            found.append(Found(f"run_stalled:{run_id}:{episode}", "run_stalled", facts, **common))
+    for source in (board or {}).get("sources") or []:
+        if not isinstance(source, dict):
+            continue
+        state, name = source.get("state"), _text(source.get("name"))
+        if state in SOURCE_STATES and name:
+            since = source.get("last_success_at") or 0
+            found.append(
+                Found(
+                    f"source_problem:{name}:{state}:{since}",
+                    "source_problem",
+                    {"source": name, "state": state},
+                    source=name,
+                    subject=name,
+                    open=True,
+                )
+            )
+    stale = settings.BOARD_STALE_SECONDS
+    if heartbeat is not None and now - heartbeat > stale:
+        found.append(
+            Found(
+                f"poller_down:{heartbeat!r}",
+                "poller_down",
+                {"last_tick_at": heartbeat, "stale_seconds": stale},
+                subject="poller",
+                open=True,
+            )
+        )
+    return found, resolved
+
+
+def _close(event: NotifyEvent, found: list[Found], kind: str, facts: JSON) -> None:
+    NotifyEvent.objects.filter(pk=event.pk).update(open=False)
+    found.append(
+        Found(f"{kind}:{event.key}", kind, facts, repo=event.repo, source=event.source, subject=event.subject)
+    )
+
+
+def board_watch(board: JSON | None, heartbeat: float | None, *, now: datetime) -> list[NotifyEvent]:
+    """Store what changed since the last scan: new conditions, and the end of those that ended."""
+    found, resolved = board_events(board, heartbeat, now.timestamp())
+    open_events = {e.key: e for e in NotifyEvent.objects.filter(open=True)}
+    # A failure resolved before the watcher first saw it is not worth two messages.
+    found = [
+        f
+        for f in found
+        if not (f.kind == "run_failed" and f.subject in resolved and f.key not in open_events)
+    ]
+    current = {f.key for f in found}
+    sources = {
+        _text(s.get("name")): s.get("state")
+        for s in (board or {}).get("sources") or []
+        if isinstance(s, dict)
+    }
+    endings: list[Found] = []
+    for key, event in open_events.items():
+        if event.kind == "run_failed" and event.subject in resolved:
+            _close(event, endings, "failure_resolved", {**event.facts, "how": resolved[event.subject]})
+        elif event.kind == "source_problem" and key not in current:
+            state = sources.get(event.source)
+            if state == "ok":
+                _close(
+                    event,
+                    endings,
+                    "source_recovered",
+                    {"source": event.source, "was": event.facts.get("state")},
+                )
+            elif state in SOURCE_STATES or event.source not in sources:
+                # Another problem (announced on its own) or a source no longer configured.
+                NotifyEvent.objects.filter(pk=event.pk).update(open=False)
+        elif event.kind == "poller_down" and key not in current and heartbeat is not None:
+            _close(event, endings, "poller_back", {})
+    return events_record(found + endings, now=now)
