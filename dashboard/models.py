@@ -120,6 +120,7 @@ class RunSummary(models.Model):
     def __str__(self) -> str:
         return f"{self.run_id} {self.status}"
 
+
 # --- notifications (dashboard/notify) ----------------------------------------------
 
 
