@@ -298,3 +298,20 @@ def test_board_exit_code_reaches_the_shell(board_redis: redis.Redis, valkey_serv
 
     assert finished.returncode == 64
     assert "Source demo is unauthorized: Mogplex rejected the token (401)." in finished.stderr
+
+
+def test_board_exits_69_when_the_poller_is_silent(board_redis: redis.Redis) -> None:
+    now = time.time()
+    board = composed(source("demo", "unauthorized", "Mogplex rejected the token (401)."))
+    snapshots.board_write(board)
+    snapshots.heartbeat_write(now - django_settings.BOARD_STALE_SECONDS - 30)
+
+    code, out, err = run_command("board", "--json")
+
+    assert code == 69, "a silent poller comes before the sources' (old) states"
+    assert json.loads(out)["state"] == "poller_down"
+    assert err.strip().startswith("The poller has not reported for 2m (over BOARD_STALE_SECONDS")
+
+    snapshots.heartbeat_write(time.time())
+    code, out, _ = run_command("board", "--json")
+    assert code == 64 and json.loads(out)["state"] != "poller_down"

@@ -35,8 +35,27 @@ STATE_EXITS: tuple[tuple[frozenset[str], int], ...] = (
 )
 
 
-def board_exit_code(board: dict[str, Any]) -> int:
-    """The exit code for a composed board: the most pressing source problem, or 0."""
+def poller_silent_for(board: dict[str, Any], heartbeat: float | None, now: float) -> float | None:
+    """Seconds the poller has been silent past ``BOARD_STALE_SECONDS`` (its last tick's age), or ``None``.
+
+    ``heartbeat`` is the poller's own heartbeat; without one, the board's.
+    """
+    beat = heartbeat if heartbeat is not None else board.get("heartbeat_at")
+    if not isinstance(beat, int | float):
+        return float("inf")
+    age = now - float(beat)
+    return age if age > settings.BOARD_STALE_SECONDS else None
+
+
+def board_exit_code(
+    board: dict[str, Any], *, heartbeat: float | None = None, now: float | None = None
+) -> int:
+    """The exit code for a composed board: 69 when the poller is silent, else the most pressing source problem, or 0.
+
+    A silent poller comes first: every source state on the board is then as old as its last tick.
+    """
+    if poller_silent_for(board, heartbeat, time.time() if now is None else now) is not None:
+        return EXIT_UNAVAILABLE
     sources = board.get("sources") or []
     if not sources or not settings.MOGPLEX_TOKENS:
         return EXIT_UNAUTHORIZED
@@ -97,7 +116,8 @@ class Command(BaseCommand):
     help = (
         "Print the board as the poller last composed it: a short summary, or with --json the "
         "whole composed board for scripts. Reads Redis only, never Mogplex. Exit codes (as the "
-        "mogplex CLI): 0 ok; 64 a source is unauthorized (401) or no source is configured; "
+        "mogplex CLI): 0 ok; 69 the poller has not reported within BOARD_STALE_SECONDS (this comes "
+        "first: the sources' states are then as old as its last tick); 64 a source is unauthorized (401) or no source is configured; "
         "65 a source is forbidden (403, missing scope); 75 a source is rate limited (429); "
         "69 a source is unavailable, timing out, answering garbage or redirecting, or there is "
         "no board yet, or Redis is unreachable. When several apply: 64, then 65, then 75, then 69. "
@@ -136,17 +156,25 @@ class Command(BaseCommand):
                 EXIT_UNAVAILABLE,
                 "No board has been composed yet; start the poller (Celery worker and beat, or `manage.py run`).",
             )
-        code = board_exit_code(board)
+        heartbeat = snapshots.heartbeat_read()
+        code = board_exit_code(board, heartbeat=heartbeat)
         if as_json:
             self.stdout.write(json.dumps(board_truth(board), indent=2, sort_keys=True))
         else:
             self._summary(board)
         if code != EXIT_OK:
-            for line in self._problems(board):
+            for line in self._problems(board, heartbeat):
                 self.stderr.write(line)
             sys.exit(code)
 
-    def _problems(self, board: dict[str, Any]) -> list[str]:
+    def _problems(self, board: dict[str, Any], heartbeat: float | None) -> list[str]:
+        silent = poller_silent_for(board, heartbeat, time.time())
+        if silent is not None:
+            since = "never reported" if silent == float("inf") else f"not reported for {_age(silent)}"
+            return [
+                f"The poller has {since} (over BOARD_STALE_SECONDS, {settings.BOARD_STALE_SECONDS}s), so "
+                "nothing on the board is current; start or fix the Celery worker and beat."
+            ]
         sources = [s for s in board.get("sources") or [] if isinstance(s, dict)]
         if not sources or not settings.MOGPLEX_TOKENS:
             return ["No Mogplex source is configured; set MOGPLEX_TOKEN (or MOGPLEX_TOKEN_<NAME>)."]
