@@ -24,10 +24,11 @@ lint: bootstrap
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
-# Browser tests drive Debian's Chromium, and the compose file is checked with Debian's
-# docker-compose; install them when we can (as root) and they are missing.
+# Browser tests drive Debian's Chromium, the compose file is checked with Debian's
+# docker-compose and the alert rules with promtool (Debian's prometheus); install them
+# when we can (as root) and they are missing.
 browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/docker-compose ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose >/dev/null; \
-	  else echo "The tests need Debian's chromium and docker-compose: sudo apt-get install chromium docker-compose"; exit 1; fi; \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/docker-compose ] || [ ! -x /usr/bin/promtool ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose prometheus >/dev/null; \
+	  else echo "The tests need Debian's chromium, docker-compose and prometheus: sudo apt-get install chromium docker-compose prometheus"; exit 1; fi; \
 	fi
