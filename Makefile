@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := python3 -m uv
 
-.PHONY: run test lint bootstrap browser
+.PHONY: run test test-postgres lint bootstrap browser
 
 bootstrap:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -19,6 +19,13 @@ test: bootstrap browser
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run pytest
+
+## The tests that use the database again, on a throwaway PostgreSQL server (.ci/postgres,
+## from Debian's postgresql package). `DATABASE_URL=postgres://... make test` runs the whole
+## suite on a server of your own instead (the user must be allowed to create databases).
+test-postgres: bootstrap browser
+	@url=$$(bash .ci/postgres start) && trap 'bash .ci/postgres stop' EXIT && \
+	  DATABASE_URL=$$url $(UV) run pytest --database-tests-only
 
 lint: bootstrap
 	$(UV) run ruff check --fix .

@@ -16,6 +16,29 @@ from tests.pollers import PollerGroup, Pollers
 from tests.waiting import wait_for
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the database (CI's second pass, on PostgreSQL)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --database-tests-only, leave out every test that never touches the database."""
+    if not config.getoption("--database-tests-only"):
+        return
+    keep, drop = [], []
+    for item in items:
+        uses_db = "django_db_setup" in getattr(item, "fixturenames", ()) or item.get_closest_marker(
+            "django_db"
+        )
+        (keep if uses_db else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", autouse=True)
 def read_only_audit() -> Iterator[None]:
     """At the end of the session: every simulator saw only reads on the allow-list from the board's tokens.

@@ -25,8 +25,27 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 
 
 def test_database_path() -> Path:
-    """The file pytest-django creates the test database in (see tests/settings.py)."""
+    """The file pytest-django creates the test database in (see tests/settings.py), on SQLite."""
     return Path(settings.DATABASES["default"]["TEST"]["NAME"])
+
+
+def test_database_url() -> str:
+    """The test database as a DATABASE_URL, for the processes a test starts (SQLite or PostgreSQL).
+
+    Called once the test database exists (``django_db_setup``), when pytest-django has
+    already put the test database's name in the connection settings.
+    """
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{test_database_path()}"
+    from urllib.parse import quote
+
+    name = db["NAME"]
+    auth = quote(str(db.get("USER") or ""), safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(str(db["PASSWORD"]), safe="")
+    host = f"{auth}@" if auth else ""
+    return f"postgres://{host}{db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}/{name}"
 
 
 class PollerGroup:
@@ -37,7 +56,7 @@ class PollerGroup:
         self.index = index
         self.env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{test_database_path()}",
+            "DATABASE_URL": test_database_url(),
             "PYTHONUNBUFFERED": "1",
             # Configured sources make the settings ask for a secret key of their own.
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,

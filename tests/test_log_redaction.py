@@ -65,7 +65,7 @@ def test_gunicorn_access_log_has_no_display_token(
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "DJANGO_SECRET_KEY": django_settings.SECRET_KEY,
-        "DATABASE_URL": f"sqlite:///{pollers.test_database_path()}",
+        "DATABASE_URL": pollers.test_database_url(),
         "REDIS_URL": valkey_server,
         "BOARD_VAR_DIR": str(tmp_path),
     }
