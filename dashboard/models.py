@@ -108,13 +108,16 @@ class RunSummary(models.Model):
         ordering = ["-finished_at", "-id"]
         verbose_name_plural = "run summaries"
         indexes = [
-            # Newest first, alone and under each filter the history page offers.
+            # Newest first, alone and under each filter the history page offers (docs/benchmarks.md).
             models.Index(fields=["-finished_at", "-id"], name="summary_finished"),
-            models.Index(fields=["repo_name", "-finished_at"], name="summary_repo"),
+            models.Index(fields=["repo_name", "status", "-finished_at"], name="summary_repo_status"),
+            models.Index(fields=["repo_id", "-finished_at"], name="summary_repo_id"),
             models.Index(fields=["status", "-finished_at"], name="summary_status"),
             models.Index(fields=["source", "-finished_at"], name="summary_source"),
             models.Index(fields=["harness", "-finished_at"], name="summary_harness"),
             models.Index(fields=["failure_code", "-finished_at"], name="summary_failure"),
+            models.Index(fields=["branch_working"], name="summary_branch_working"),
+            models.Index(fields=["branch_base"], name="summary_branch_base"),
         ]
 
     def __str__(self) -> str:

@@ -76,7 +76,7 @@ def test_a_finished_run_is_kept_once_with_what_the_board_learned_and_survives_a_
         wait_for(
             lambda run_id=run_id: TrackedRun.objects.filter(run_id=run_id, lookup="found").exists(),
             timeout=20,
-            what="the run to be found",
+            what=f"the run to be found\n{group.log_tail()}",
         )
         sim.set_run_status(run_id, "streaming")
     sim.set_run_status(delivered, "success")
@@ -219,7 +219,7 @@ def kept_runs(db: None) -> dict[str, RunSummary]:
         ("source=ben", ["api_failed"]),
         ("harness=codex", ["api_failed"]),
         ("failure=model_access_denied", ["api_denied"]),
-        ("failure=the agent exited with code 2", ["api_failed"]),
+        ("failure=command_failed", ["api_failed"]),
         ("q=LEFT-PAD", ["api_failed"]),
         ("q=plan", ["api_denied"]),
         ("since=2026-06-05", ["web_ok", "api_failed", "api_denied"]),

@@ -30,8 +30,6 @@ TERMINAL_RUN_STATUSES = frozenset({"success", "failed", "cancelled"})
 # Runs the poller no longer fetches: finished, or no source owns them any more.
 ENDED_RUN_STATUSES = TERMINAL_RUN_STATUSES | {"not_found"}
 SANDBOX_UP_STATUSES = frozenset({"creating", "installing", "running", "pausing"})
-# Sandboxes that are not doing anything: counted, not listed (unless the viewer asks for them).
-SANDBOX_FOLDED_STATUSES = ("paused", "stopped")
 
 PANELS = ("runs", "sandboxes", "sources")
 # Source states whose data is being refreshed; any other state is a failing source.
@@ -225,11 +223,6 @@ class BoardState:
     # How fresh each source's data is (its live runs and its sandbox list), by source name.
     source_freshness: dict[str, Freshness] = field(default_factory=dict)
     source_names: list[str] = field(default_factory=list)
-    # The sandboxes panel's rows: paused and stopped ones are folded into ``sandboxes_folded``.
-    sandbox_rows: list[JSON] = field(default_factory=list)
-    sandboxes_folded: dict[str, int] = field(default_factory=dict)
-    # Active sandboxes that no tracked run points at (``sandbox_record_id``).
-    untracked_sandboxes: list[JSON] = field(default_factory=list)
 
     @property
     def stale_sources(self) -> list[str]:
@@ -383,7 +376,6 @@ def _sandbox_row(sandbox: Any, now: float) -> JSON:
     row = with_keys(sandbox, SANDBOX_KEYS)
     row["sig"] = sandbox.get("sig") or snapshots.content_version(sandbox)
     row["status"] = str(sandbox.get("status") or "unknown")
-    row["untracked"] = row["status"] in SANDBOX_UP_STATUSES and not row["tracked_run_id"]
     row["unreadable"] = (
         (row["error"] or "Mogplex sent it in a shape the board cannot read.")
         if row["status"] == unreadable.UNREADABLE
@@ -521,10 +513,6 @@ def board_state(
 
     shown_sandboxes = [s for s in sandboxes if _matches(s, filters, "repo_name")]
     shown_sandboxes.sort(key=lambda s: (s["status"] not in SANDBOX_UP_STATUSES, str(s.get("id"))))
-    # Folded unless the viewer filtered for that status, so they can still be listed.
-    fold = [] if filters.status else SANDBOX_FOLDED_STATUSES
-    sandbox_rows = [s for s in shown_sandboxes if s["status"] not in fold]
-    folded = {status: sum(1 for s in shown_sandboxes if s["status"] == status) for status in fold}
 
     fetched = board_fetched(board)
     panels = {name: freshness(fetched.get(name), now, key=name) for name in PANELS}
@@ -551,9 +539,6 @@ def board_state(
         empty=not board,
         problem_sources=problems,
         source_freshness=source_fresh,
-        sandbox_rows=sandbox_rows,
-        sandboxes_folded={status: n for status, n in folded.items() if n},
-        untracked_sandboxes=[s for s in shown_sandboxes if s.get("untracked")],
         source_names=sorted(
             name
             for name in {str(s.get("name") or "") for s in sources}

@@ -20,7 +20,9 @@ def history_arguments(parser: CommandParser) -> None:
     group.add_argument("--status", help="success, failed or cancelled")
     group.add_argument("--source", help="the source (team member) that owns the run")
     group.add_argument("--harness")
-    group.add_argument("--failure", help="failure code (command_failed, ...) or reason")
+    group.add_argument(
+        "--failure", help="failure code: command_failed, model_access_denied, rate_limited, ..."
+    )
     group.add_argument("--q", "--error", dest="q", help="text in the run's error")
     group.add_argument("--since", help="finished on or after this day (YYYY-MM-DD)")
     group.add_argument("--until", help="finished on or before this day (YYYY-MM-DD)")

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
 
-from dashboard.history.search import summary_json
+from dashboard.history.search import export_rows
 from dashboard.models import RunSummary
 
 CHUNK_ROWS = 1000
+LINES_PER_CHUNK = 200
 CSV_COLUMNS = (
     "run_id",
     "status",
@@ -63,24 +64,39 @@ class _Line:
         return text
 
 
-def _rows(runs: QuerySet[RunSummary]) -> Iterator[RunSummary]:
-    return runs.iterator(chunk_size=CHUNK_ROWS)
+def _chunks(lines: Iterator[str]) -> Iterator[str]:
+    """Lines joined into chunks of ``LINES_PER_CHUNK``: one write to the client per chunk, not per row."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= LINES_PER_CHUNK:
+            yield "".join(batch)
+            batch = []
+    if batch:
+        yield "".join(batch)
 
 
 def history_csv(runs: QuerySet[RunSummary]) -> Iterator[str]:
-    """The header, then one CSV line per summary."""
+    """The header, then one CSV line per summary, in chunks."""
     writer = csv.writer(_Line())
-    yield writer.writerow(CSV_COLUMNS)
-    for summary in _rows(runs):
-        data = summary_json(summary)
-        yield writer.writerow([csv_cell(data[column]) for column in CSV_COLUMNS])
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(CSV_COLUMNS)
+        for row in export_rows(runs, chunk_size=CHUNK_ROWS):
+            yield writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])
+
+    return _chunks(lines())
 
 
-def history_json(runs: QuerySet[RunSummary], *, filters: dict[str, str]) -> Iterable[str]:
-    """``{"filters": {...}, "runs": [...]}``, one run per chunk of text."""
-    yield '{"filters": ' + json.dumps(filters) + ', "runs": ['
-    first = True
-    for summary in _rows(runs):
-        yield ("" if first else ",") + "\n" + json.dumps(summary_json(summary), ensure_ascii=False)
-        first = False
-    yield "\n]}\n"
+def history_json(runs: QuerySet[RunSummary], *, filters: dict[str, str]) -> Iterator[str]:
+    """``{"filters": {...}, "runs": [...]}``, in chunks."""
+
+    def lines() -> Iterator[str]:
+        yield '{"filters": ' + json.dumps(filters) + ', "runs": ['
+        separator = "\n"
+        for row in export_rows(runs, chunk_size=CHUNK_ROWS):
+            yield separator + json.dumps(row, ensure_ascii=False)
+            separator = ",\n"
+        yield "\n]}\n"
+
+    return _chunks(lines())

@@ -7,6 +7,7 @@ sentence saying why, and the others still apply.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -155,7 +156,12 @@ def history_runs(filters: HistoryFilters) -> QuerySet[RunSummary]:
     """The summaries matching ``filters``, newest finished first."""
     runs = RunSummary.objects.all()
     if filters.repo:
-        runs = runs.filter(Q(repo_name=filters.repo) | Q(repo_id=filters.repo.lower()))
+        # A full name has a slash, an id has none: one indexed column either way.
+        runs = (
+            runs.filter(repo_name=filters.repo)
+            if "/" in filters.repo
+            else runs.filter(repo_id=filters.repo.lower())
+        )
     if filters.branch:
         runs = runs.filter(Q(branch_working=filters.branch) | Q(branch_base=filters.branch))
     if filters.status:
@@ -165,7 +171,7 @@ def history_runs(filters: HistoryFilters) -> QuerySet[RunSummary]:
     if filters.harness:
         runs = runs.filter(harness=filters.harness)
     if filters.failure:
-        runs = runs.filter(Q(failure_code=filters.failure) | Q(failure_reason=filters.failure))
+        runs = runs.filter(failure_code=filters.failure)
     if filters.q:
         runs = runs.filter(error__icontains=filters.q)
     if filters.since:
@@ -191,30 +197,53 @@ def history_choices() -> dict[str, list[str]]:
     }
 
 
+# What an export (and ``board history --json``) gives of each run, in this order.
+EXPORT_FIELDS = (
+    "run_id",
+    "source",
+    "repo_id",
+    "repo_name",
+    "branch_base",
+    "branch_working",
+    "harness",
+    "status",
+    "created_at",
+    "finished_at",
+    "duration_seconds",
+    "pr_url",
+    "pr_at",
+    "delivery",
+    "failure_code",
+    "failure_reason",
+    "exit_code",
+    "error",
+    "event_count",
+)
+# Kept as "" in the database, given as null: the board learned nothing there.
+_EMPTY_IS_NULL = frozenset(EXPORT_FIELDS) - {"source", "status", "event_count"}
+
+
+def export_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A summary's exported fields (from ``QuerySet.values``) as JSON values."""
+    out: dict[str, Any] = {}
+    for name in EXPORT_FIELDS:
+        value = values[name]
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif name == "run_id":
+            value = str(value)
+        elif value == "" and name in _EMPTY_IS_NULL:
+            value = None
+        out[name] = value
+    return out
+
+
+def export_rows(runs: QuerySet[RunSummary], *, chunk_size: int = 1000) -> Iterator[dict[str, Any]]:
+    """The runs' exported fields, read in chunks (no model instances, never all rows at once)."""
+    for values in runs.values(*EXPORT_FIELDS).iterator(chunk_size=chunk_size):
+        yield export_row(values)
+
+
 def summary_json(summary: RunSummary) -> dict[str, Any]:
     """One summary as the JSON export and ``board history --json`` give it."""
-
-    def moment(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {
-        "run_id": str(summary.run_id),
-        "source": summary.source,
-        "repo_id": summary.repo_id or None,
-        "repo_name": summary.repo_name or None,
-        "branch_base": summary.branch_base or None,
-        "branch_working": summary.branch_working or None,
-        "harness": summary.harness or None,
-        "status": summary.status,
-        "created_at": moment(summary.created_at),
-        "finished_at": moment(summary.finished_at),
-        "duration_seconds": summary.duration_seconds,
-        "pr_url": summary.pr_url or None,
-        "pr_at": moment(summary.pr_at),
-        "delivery": summary.delivery or None,
-        "failure_code": summary.failure_code or None,
-        "failure_reason": summary.failure_reason or None,
-        "exit_code": summary.exit_code,
-        "error": summary.error or None,
-        "event_count": summary.event_count,
-    }
+    return export_row({name: getattr(summary, name) for name in EXPORT_FIELDS})

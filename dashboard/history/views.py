@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,16 +17,45 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from dashboard.board import selectors
+from dashboard.board.templatetags import age_text, safe_url
 from dashboard.board.views import _viewer_time_zone as viewer_time_zone
 from dashboard.board.views import board_login_required
 from dashboard.history.export import history_csv, history_json
 from dashboard.history.search import (
     PAGE_SIZE,
-    HistoryFilterForm,
     history_choices,
     history_request_parse,
     history_runs,
 )
+from dashboard.models import RunSummary
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def history_row(summary: RunSummary, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    """What a history row shows, clipped and formatted here once (50 rows of template filters cost more)."""
+    finished = summary.finished_at.astimezone(zone)
+    status = summary.status
+    return {
+        "run_id": str(summary.run_id),
+        "finished_iso": finished.isoformat(timespec="seconds"),
+        "finished": finished.strftime("%Y-%m-%d %H:%M"),
+        "status": status,
+        "status_word": _clip(status.replace("_", " "), 20),
+        "status_icon": selectors.status_icon(status),
+        "status_tone": selectors.status_tone(status),
+        "repo": _clip(summary.repo_name or summary.repo_id or "(repo unknown)", 40),
+        "branch": _clip(summary.branch_working or summary.branch_base or "—", 40),
+        "harness": _clip(summary.harness or "—", 24),
+        "source": _clip(summary.source, 24),
+        "took": "—" if summary.duration_seconds is None else age_text(summary.duration_seconds),
+        "pr_url": safe_url(summary.pr_url),
+        "no_changes": summary.delivery == "no_changes",
+        "reason": _clip(summary.failure_reason, 60),
+        "error": _clip(summary.error, 200),
+    }
 
 
 def _export_name(extension: str) -> str:
@@ -56,9 +86,8 @@ def history(request: HttpRequest) -> HttpResponse:
     suffix = ("?" + urlencode(query)) if query else ""
     context: dict[str, Any] = {
         "page": page,
-        "runs": page.object_list,
+        "runs": [history_row(summary, zone) for summary in page.object_list],
         "filters": asked.filters,
-        "form": HistoryFilterForm(initial=query),
         "choices": history_choices(),
         "problems": problems,
         "tz": zone,

@@ -1,17 +1,13 @@
-"""``manage.py run``: the whole board on one machine, stopped together with Ctrl-C.
-
-A part that dies is started again with back-off (``dashboard.management.supervision``);
-the board stops only on Ctrl-C, or when a part dies 5 times in 5 minutes.
-"""
+"""``manage.py run``: the whole board on one machine, stopped together with Ctrl-C."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -21,8 +17,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from dashboard.management.supervision import PartKeepsDying, Supervisor
 
 
 class Command(BaseCommand):
@@ -38,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         var_dir = Path(settings.VAR_DIR)
         var_dir.mkdir(parents=True, exist_ok=True)
-        self.supervisor = Supervisor(self.stdout)
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
@@ -152,10 +146,7 @@ class Command(BaseCommand):
                 "--loglevel",
                 "warning",
             ],
-            ready=lambda: self._valkey_answers(client, port),
         )
-
-    def _valkey_answers(self, client: redis.Redis, port: int) -> None:
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -178,14 +169,17 @@ class Command(BaseCommand):
         path.chmod(0o600)
         return f"sign in as admin, password in {path}"
 
-    def _spawn(self, name: str, argv: list[str], *, ready: Callable[[], None] | None = None) -> None:
-        self.supervisor.start(name, argv, ready=ready)
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        proc = subprocess.Popen(argv, start_new_session=True)
+        self.children.append((name, proc))
 
     def _supervise(self) -> None:
-        try:
-            self.supervisor.watch()
-        except PartKeepsDying as exc:
-            raise CommandError(str(exc)) from None
+        while True:
+            for name, proc in self.children:
+                code = proc.poll()
+                if code is not None:
+                    raise CommandError(f"The {name} process stopped (exit code {code}); stopping the rest.")
+            time.sleep(0.5)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -195,4 +189,12 @@ class Command(BaseCommand):
         # interrupt the shutdown and orphan the children.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        self.supervisor.stop_all()
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 10
+        for _, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
