@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from dashboard.models import DisplayToken, TrackedRun
 from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.tasks import run_events_fetch, sandboxes_fetch
 from dashboard.simulator.control import SimulatorControl
+from tests import board_data
 
 HEALTHY, FAILING = "demo", "ada"
 
@@ -155,3 +157,48 @@ def test_board_json_says_ok_attention_and_poller_down(browser: Client, sim: Simu
     # Nothing composes for ten minutes: the poller is down.
     with time_machine.travel(time.time() + 600):
         assert browser.get("/api/board.json").json()["state"] == "poller_down"
+
+
+@pytest.mark.django_db
+def test_a_row_turns_stale_on_an_unchanged_poll_when_its_source_does(browser: Client, settings: Any) -> None:
+    """The board's content stands still, but one source's data ages past the threshold:
+    the next poll is not a 204, and only that source's row says STALE."""
+    settings.BOARD_STALE_SECONDS = 30
+    now = time.time()
+    other = "44444444-5555-4444-8444-444444444444"
+    board = board_data.board(
+        now,
+        sources=[
+            board_data.source_row(HEALTHY, now=now),
+            board_data.source_row(FAILING, now=now, state="unavailable", last_success_at=now - 20),
+        ],
+        runs=[
+            board_data.run_row(board_data.RUN_ACTIVE, "streaming", now=now),
+            board_data.run_row(other, "streaming", now=now, source=FAILING, fetched_at=now - 20),
+        ],
+        sandboxes_fetched_at={HEALTHY: now - 3, FAILING: now - 20},
+    )
+    board_data.publish(board)
+    html = browser.get("/").content.decode()
+    assert "STALE" not in _row(html, f"run-{other}")
+    version = re.search(r'id="board-version" name="v" value="([^"]+)"', html)
+    assert version is not None
+    with time_machine.travel(now + 5, tick=False):
+        assert browser.get("/", {"v": version[1]}, HTTP_HX_REQUEST="true").status_code == 204
+    with time_machine.travel(now + 15, tick=False):
+        snapshots.heartbeat_write(time.time())
+        board_data.publish(
+            {
+                **board,
+                "runs": [
+                    {**board["runs"][0], "fetched_at": now + 14},
+                    board["runs"][1],
+                ],
+                "sandboxes_fetched_at": {HEALTHY: now + 14, FAILING: now - 20},
+            }
+        )
+        response = browser.get("/", {"v": version[1]}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "STALE · fetched 35s ago" in re.sub(r"<[^>]+>", "", _row(html, f"run-{other}"))
+    assert "STALE" not in _row(html, f"run-{board_data.RUN_ACTIVE}")

@@ -455,14 +455,16 @@ def board_fetched(board: JSON) -> dict[str, float | None]:
         "sandboxes": _panel_fetched_at(healthy_sandboxes.values()),
         "sources": _panel_fetched_at(s.get("last_success_at") for s in healthy_sources) if sources else None,
     }
+    live_by_source: dict[Any, list[Any]] = {}
+    for run in live:
+        live_by_source.setdefault(run.get("source"), []).append(run.get("fetched_at"))
     for source in sources:
         name = source.get("name")
         if not isinstance(name, str):
             continue
         # A source is as old as its oldest live part: its live runs and its sandbox list;
         # with neither, its last successful request.
-        parts = [r.get("fetched_at") for r in live if r.get("source") == name]
-        parts.append(sandboxes_fetched.get(name))
+        parts = [*live_by_source.get(name, []), sandboxes_fetched.get(name)]
         fetched[f"source:{name}"] = _panel_fetched_at(parts) or _panel_fetched_at(
             [source.get("last_success_at")]
         )
