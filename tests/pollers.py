@@ -102,6 +102,34 @@ class PollerGroup:
             ],
         )
 
+    def add_notifier(self) -> subprocess.Popen[bytes]:
+        """Start a notifier: a worker on the ``notify`` queue alone, which also runs the watch loop."""
+        self.notifiers = getattr(self, "notifiers", 0) + 1
+        return self._spawn(
+            f"notifier{self.notifiers}",
+            [
+                "worker",
+                "--without-mingle",
+                "--without-gossip",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "-Q",
+                "notify",
+                "-n",
+                f"notifier{self.index}-{self.notifiers}@%h",
+                "--loglevel",
+                "INFO",
+            ],
+        )
+
+    def stop_process(self, proc: subprocess.Popen[bytes]) -> None:
+        """Stop one process of the group (a worker restart, say), as ``docker compose restart`` would."""
+        proc.terminate()
+        proc.wait(timeout=15)
+        self.processes.remove(proc)
+
     def start(self) -> None:
         self.add_worker()
         self.start_beat()
