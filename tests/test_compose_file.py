@@ -38,7 +38,7 @@ def test_compose_file_is_valid_with_the_documented_env(project: Path) -> None:
     checked = compose(project, "config", "-q")
     assert checked.returncode == 0, checked.stderr
     services = set(compose(project, "config", "--services").stdout.split())
-    assert services == {"web", "worker", "beat", "db", "redis", "simulator"}
+    assert services == {"web", "worker", "beat", "notifier", "db", "redis", "simulator"}
 
     resolved = compose(project, "config").stdout
     assert "gunicorn dashboard.wsgi" in resolved
@@ -63,7 +63,7 @@ def test_the_stack_runs_as_in_production(project: Path) -> None:
     assert services["redis"]["volumes"], "the append-only file lives on a volume"
     # The board's processes wait for healthy stores, and worker and beat are health-checked
     # on the poller's heartbeat.
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "notifier"):
         assert services[name]["depends_on"] == {
             "db": {"condition": "service_healthy"},
             "redis": {"condition": "service_healthy"},
@@ -75,9 +75,16 @@ def test_the_stack_runs_as_in_production(project: Path) -> None:
         "web",
         "worker",
         "beat",
+        "notifier",
         "db",
         "redis",
     }
+    # The poller's worker and the notifier consume their own queues.
+    def command(name: str) -> str:
+        given = services[name]["command"]
+        return " ".join(given) if isinstance(given, list) else str(given)
+
+    assert "-Q celery" in command("worker") and "-Q notify" in command("notifier")
     assert services["simulator"]["profiles"] == ["demo"]
 
 

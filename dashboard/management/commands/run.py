@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 class Command(BaseCommand):
     help = (
         "Run the whole board: an embedded Valkey (when REDIS_URL is unset), the Mogplex simulator "
-        "(when no Mogplex is configured), the web app, the Celery worker and beat."
+        "(when no Mogplex is configured), the web app, the Celery worker and beat, and the notifier."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -85,6 +85,29 @@ class Command(BaseCommand):
                     "threads",
                     "--concurrency",
                     "8",
+                    "-Q",
+                    "celery",
+                    "--loglevel",
+                    "INFO",
+                ],
+            )
+            # Notifications have a worker of their own (the notify queue): a destination that
+            # hangs never slows the poller, and it watches the poller's heartbeat from outside.
+            self._spawn(
+                "notifier",
+                [
+                    *celery,
+                    "worker",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    "4",
+                    "-Q",
+                    "notify",
+                    "-n",
+                    "notifier@%h",
                     "--loglevel",
                     "INFO",
                 ],
