@@ -79,6 +79,7 @@ def test_the_stack_runs_as_in_production(project: Path) -> None:
         "db",
         "redis",
     }
+
     # The poller's worker and the notifier consume their own queues.
     def command(name: str) -> str:
         given = services[name]["command"]
