@@ -93,6 +93,9 @@ def test_one_failing_source_marks_only_its_own_rows_stale(browser: Client, sim: 
         with pytest.raises(SystemExit):
             call_command("board", "--json", stdout=out)
         printed = json.loads(out.getvalue())
+        summary = io.StringIO()
+        with pytest.raises(SystemExit):
+            call_command("board", stdout=summary, stderr=io.StringIO())
 
     for what in ("run", "sandbox"):
         assert "STALE" in _row(html, f"{what}-{(runs if what == 'run' else boxes)[FAILING]}")
@@ -115,6 +118,10 @@ def test_one_failing_source_marks_only_its_own_rows_stale(browser: Client, sim: 
     assert boxes_json[boxes[FAILING]]["freshness"]["stale"]
     assert not boxes_json[boxes[HEALTHY]]["freshness"]["stale"]
 
+    assert {s["name"]: s["stale"] for s in answer["sources"]} == {HEALTHY: False, FAILING: True}
+    assert "STALE" in _row(html, f"source-{FAILING}") and "STALE" not in _row(html, f"source-{HEALTHY}")
+
+    assert f"State: stale (data too old from {FAILING})" in summary.getvalue()
     assert printed["state"] == "stale" and printed["stale_sources"] == [FAILING]
     printed_runs = {r["run_id"]: r for r in printed["runs"]}
     assert printed_runs[runs[FAILING]]["freshness"]["stale"]

@@ -525,6 +525,9 @@ def board_state(
         if key.startswith("source:")
     }
     _rows_freshness(runs, sandboxes, source_fresh, now)
+    for source in sources:
+        fresh = source_fresh.get(str(source.get("name")))
+        source["stale"] = fresh is not None and fresh.stale
     return BoardState(
         now=now,
         version=board.get("version"),

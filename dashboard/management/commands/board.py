@@ -197,6 +197,9 @@ class Command(BaseCommand):
             if age > settings.BOARD_STALE_SECONDS:
                 line += " (STALE: is the poller running?)"
         self.stdout.write(line + ".")
+        state = selectors.board_state(board=board)
+        stale = ", ".join(_printable(name, 40) for name in state.stale_sources)
+        self.stdout.write(f"State: {state.health}" + (f" (data too old from {stale})" if stale else ""))
         runs = [r for r in board.get("runs") or [] if isinstance(r, dict)]
         statuses = Counter(_printable(r.get("status") or "unknown", 30) for r in runs)
         counts = ", ".join(
