@@ -1,4 +1,4 @@
-"""The admin: tracked runs, display tokens (list, revoke, see when each wall last polled), notifications."""
+"""The admin: tracked runs, acknowledgements, display tokens (list, revoke, see when each wall last polled), notifications."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from dashboard.models import (
+    Acknowledgement,
     DisplayToken,
     NotifyDestination,
     NotifyEvent,
@@ -25,8 +26,9 @@ from dashboard.notify.destinations import DestinationInvalid, destination_check,
 if TYPE_CHECKING:
     DisplayTokenAdminBase = admin.ModelAdmin[DisplayToken]
     TrackedRunAdminBase = admin.ModelAdmin[TrackedRun]
+    AcknowledgementAdminBase = admin.ModelAdmin[Acknowledgement]
 else:
-    DisplayTokenAdminBase = TrackedRunAdminBase = admin.ModelAdmin
+    DisplayTokenAdminBase = TrackedRunAdminBase = AcknowledgementAdminBase = admin.ModelAdmin
 
 
 @admin.register(DisplayToken)
@@ -205,4 +207,18 @@ class NotifyEventAdmin(NotifyEventAdminBase):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: NotifyEvent | None = None) -> bool:
+        return False
+
+
+@admin.register(Acknowledgement)
+class AcknowledgementAdmin(AcknowledgementAdminBase):
+    """Who has seen which problem. Deleting one un-acknowledges it: it returns to the lane."""
+
+    list_display = ("target", "target_id", "problem", "username", "acknowledged_at", "note")
+    list_filter = ("target", "problem", "username")
+    search_fields = ("target_id", "username", "note")
+    readonly_fields = ("target", "target_id", "problem", "user", "username", "acknowledged_at")
+    fields = ("target", "target_id", "problem", "user", "username", "acknowledged_at", "note")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

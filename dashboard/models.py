@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -230,3 +231,45 @@ class NotifyDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.destination}"
+
+
+class Acknowledgement(models.Model):
+    """Someone has seen a problem (a failed or stalled run, an errored sandbox) and is on it.
+
+    Operator state like the tracked runs: it lives here, survives restarts, and
+    takes the problem out of the attention lane. One per problem: a run
+    acknowledged while stalled that later fails needs acknowledging again.
+    """
+
+    NOTE_MAX_CHARS = 200
+
+    class Target(models.TextChoices):
+        RUN = "run", "run"
+        SANDBOX = "sandbox", "sandbox"
+
+    class Problem(models.TextChoices):
+        FAILED = "failed", "failure"
+        STALLED = "stalled", "stall"
+        ERROR = "error", "error"
+
+    target = models.CharField(max_length=10, choices=Target.choices)
+    target_id = models.UUIDField(help_text="The run id or the sandbox id.")
+    problem = models.CharField(max_length=10, choices=Problem.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too, so "acknowledged by ada" stays true after the account is removed.
+    username = models.CharField(max_length=150)
+    acknowledged_at = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=NOTE_MAX_CHARS, blank=True)
+
+    class Meta:
+        ordering = ["-acknowledged_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "target_id", "problem"], name="one_acknowledgement_per_problem"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_target_display()} {self.target_id} {self.get_problem_display()} by {self.username}"
