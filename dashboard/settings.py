@@ -69,6 +69,10 @@ BOARD_STALL_MINUTES = envint("BOARD_STALL_MINUTES", 15, minimum=1)
 BOARD_PENDING_STALL_MINUTES = envint("BOARD_PENDING_STALL_MINUTES", 10, minimum=1)
 # Finished runs' summaries are kept this many days in the database (the history page), then purged.
 BOARD_HISTORY_DAYS = envint("BOARD_HISTORY_DAYS", 90, minimum=1)
+# An unresolved failure leaves the attention lane this long after it ended.
+BOARD_ATTENTION_HOURS = envint("BOARD_ATTENTION_HOURS", 8, minimum=1)
+# A failure is resolved by a later success on the same repo and base branch.
+BOARD_SUPERSEDE_FAILURES = envbool("BOARD_SUPERSEDE_FAILURES", True)
 BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
 # The page code's version; pages that see it change reload themselves. Unset: a hash of templates and static files.
 BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")

@@ -7,6 +7,7 @@ read nothing else.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from dashboard import snapshots
 from dashboard.board.selectors import board_fetched
-from dashboard.models import TrackedRun
+from dashboard.models import Acknowledgement, TrackedRun
 from dashboard.mogplex.models import parse_timestamp
 from dashboard.polling.scheduler import TERMINAL_STATUSES
 from dashboard.polling.sources import source_names
@@ -28,6 +29,14 @@ logger = logging.getLogger("dashboard.polling")
 # The product's own threshold for agent calls (contract section 9): a run that
 # has not moved for this long may have lost its worker.
 POSSIBLY_STALE_AFTER = timedelta(hours=6)
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -90,12 +99,81 @@ def stall_reason(
     return None
 
 
+def acknowledgements_read(target: str, ids: list[str]) -> dict[str, list[JSON]]:
+    """The acknowledgements of these runs (or sandboxes), by id: ``[{problem, by, at, note}]``."""
+    found: dict[str, list[JSON]] = {}
+    if not ids:
+        return found
+    for ack in Acknowledgement.objects.filter(target=target, target_id__in=ids).order_by("acknowledged_at"):
+        found.setdefault(str(ack.target_id), []).append(
+            {
+                "problem": ack.problem,
+                "by": ack.username,
+                "at": ack.acknowledged_at.timestamp(),
+                "note": ack.note,
+            }
+        )
+    return found
+
+
+def _run_ended_at(run: JSON) -> float | None:
+    """When a finished run ended: when the board first saw it terminal, else upstream's updatedAt."""
+    finished = run.get("finished_at")
+    if isinstance(finished, int | float):
+        return float(finished)
+    updated = parse_timestamp(run.get("updated_at"))
+    return None if updated is None else updated.timestamp()
+
+
+def _run_started_at(run: JSON) -> float | None:
+    created = parse_timestamp(run.get("created_at"))
+    if created is not None:
+        return created.timestamp()
+    tracked = run.get("tracked_at")
+    return float(tracked) if isinstance(tracked, int | float) else None
+
+
+def runs_supersede(runs: list[JSON]) -> None:
+    """Mark each failed run that a later success on its repo and base branch fixed (``fixed_by``).
+
+    "Later" means started after the failed run; the fix is the first such success
+    to end. Runs whose repo or base branch is unknown are never matched.
+    """
+    successes: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+    for run in runs:
+        key = (run.get("repo_id"), run.get("branch_base"))
+        started, ended = _run_started_at(run), _run_ended_at(run)
+        if run.get("status") != "success" or not all(isinstance(k, str) and k for k in key):
+            continue
+        if started is None or ended is None:
+            continue
+        successes.setdefault((str(key[0]), str(key[1])), []).append((ended, started, str(run["run_id"])))
+    for fixes in successes.values():
+        fixes.sort()
+    for run in runs:
+        if run.get("status") != "failed":
+            continue
+        started, ended = _run_started_at(run), _run_ended_at(run)
+        fixes = successes.get((str(run.get("repo_id")), str(run.get("branch_base"))), [])
+        if started is None or ended is None:
+            continue
+        fix = next(((e, r) for e, s, r in fixes if s > started and e >= ended), None)
+        if fix is not None:
+            run["fixed_by"] = {"run_id": fix[1], "after_seconds": round(fix[0] - ended), "at": fix[0]}
+
+
 def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
-    """Rows for every tracked run inside the retention window, newest tracked first."""
+    """Rows for every tracked run inside the retention window, newest tracked first.
+
+    Each carries its acknowledgements and, when ``BOARD_SUPERSEDE_FAILURES`` is
+    on, the later success that fixed it (``fixed_by``); ``selectors`` decides
+    from those whether it still needs attention.
+    """
     cutoff = now - timedelta(hours=settings.BOARD_RETENTION_HOURS)
     rows = list(TrackedRun.objects.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=cutoff)))
     records = snapshots.runs_read(str(row.run_id) for row in rows)
     runs_refetch_lost(rows, records)
+    acks = acknowledgements_read(Acknowledgement.Target.RUN, [str(row.run_id) for row in rows])
     runs: list[JSON] = []
     for row in rows:
         run_id = str(row.run_id)
@@ -144,8 +222,12 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
                     events_truncated=events_truncated,
                     now=now,
                 ),
+                "acknowledged": acks.get(run_id, []),
+                "fixed_by": None,
             }
         )
+    if settings.BOARD_SUPERSEDE_FAILURES:
+        runs_supersede(runs)
     return runs
 
 
@@ -217,6 +299,11 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
                     "fetched_at": record["fetched_at"],
                 }
             )
+    sandbox_acks = acknowledgements_read(
+        Acknowledgement.Target.SANDBOX, [str(s["id"]) for s in sandboxes if _is_uuid(s.get("id"))]
+    )
+    for sandbox in sandboxes:
+        sandbox["acknowledged"] = sandbox_acks.get(str(sandbox.get("id")).lower(), [])
     return {
         "composed_at": now.timestamp(),
         "heartbeat_at": heartbeat_at if heartbeat_at is not None else snapshots.heartbeat_read(),
