@@ -379,7 +379,7 @@ def test_board_json_matches_the_page(store: redis.Redis, browser: Client) -> Non
     data = response.json()
     assert [r["run_id"] for r in data["active_runs"]] == [RUN_ACTIVE]
     assert {r["run_id"] for r in data["finished_runs"]} == {RUN_FAILED, RUN_DONE}
-    assert data["attention"] == [RUN_FAILED]
+    assert [(i["kind"], i["id"], i["problem"]) for i in data["attention"]] == [("run", RUN_FAILED, "failed")]
     assert data["sandboxes"][0]["id"] == SANDBOX_UP
     assert data["panels"]["runs"]["stale"] is False
     assert "token" not in json.dumps(data).lower()

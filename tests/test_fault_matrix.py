@@ -409,7 +409,7 @@ def unknown_values(m: Matrix, case: Case) -> dict[str, float]:
     wait_for(shown, timeout=SANDBOXES_FRESH_WITHIN, what="the unknown values on the board", interval=0.1)
     markup = m.overview(client)
     run_row = row_text(markup, f"run-{run_id}")
-    assert "awaiting approval" in run_row
+    assert "unknown (awaiting_approval)" in run_row
     assert "reasoning" in run_row and "Weighing two approaches" in run_row
     assert "hibernating" in row_text(markup, f"sandbox-{sandbox_id}")
     _assert_source_untouched(markup, source, faulted_at)

@@ -30,6 +30,15 @@ TERMINAL_RUN_STATUSES = frozenset({"success", "failed", "cancelled"})
 # Runs the poller no longer fetches: finished, or no source owns them any more.
 ENDED_RUN_STATUSES = TERMINAL_RUN_STATUSES | {"not_found"}
 SANDBOX_UP_STATUSES = frozenset({"creating", "installing", "running", "pausing"})
+SANDBOX_STATUSES = SANDBOX_UP_STATUSES | {"stopped", "paused", "error"}
+# Every run status the board knows (contract section 7) and its own words for runs;
+# any other status is shown as "unknown (<status>)" and counted as neither active nor finished.
+KNOWN_RUN_STATUSES = (
+    ACTIVE_RUN_STATUSES | TERMINAL_RUN_STATUSES | {"not_found", "unknown", unreadable.UNREADABLE}
+)
+KNOWN_SANDBOX_STATUSES = SANDBOX_STATUSES | {"unknown", unreadable.UNREADABLE}
+# Source states that an operator must fix; each is an item of the attention lane.
+LANE_SOURCE_STATES = frozenset({"unauthorized", "forbidden", "redirect"})
 
 PANELS = ("runs", "sandboxes", "sources")
 # Source states whose data is being refreshed; any other state is a failing source.
@@ -120,7 +129,7 @@ def _when(value: Any) -> float:
 
 
 def status_icon(status: str) -> str:
-    return STATUS_ICONS.get(status, "•")
+    return STATUS_ICONS.get(status, "?")
 
 
 def status_tone(status: str) -> str:
@@ -202,6 +211,41 @@ class BoardFilters:
     sort: str = "tracked"
 
 
+@dataclass(frozen=True)
+class LaneItem:
+    """One thing in the attention lane (or, resolved, below it).
+
+    ``kind`` is ``run``, ``sandbox`` or ``source``; ``row`` the run or sandbox
+    row, or the source's health; ``problem`` what is wrong (``failed``,
+    ``stalled``, ``error``, or the source's state); ``began_at`` when it began
+    (epoch seconds, None when unknown); ``reason`` one line saying why.
+    """
+
+    kind: str
+    problem: str
+    began_at: float | None
+    row: JSON
+    reason: str
+    resolution: JSON | None = None
+
+    @property
+    def sig(self) -> str:
+        return str(self.row.get("sig") or "")
+
+    @property
+    def target_id(self) -> str:
+        """The run's or sandbox's id ("" for a source): what an acknowledgement names."""
+        if self.kind == "source":
+            return ""
+        return str(self.row.get("run_id" if self.kind == "run" else "id") or "")
+
+    @property
+    def dom_id(self) -> str:
+        if self.kind == "source":
+            return f"source-{self.row.get('name')}"
+        return f"{self.kind}-{self.target_id}"
+
+
 @dataclass
 class BoardState:
     """The board as a page shows it: rows split by purpose, plus freshness per panel."""
@@ -212,7 +256,7 @@ class BoardState:
     poller: PollerHealth
     active_runs: list[JSON]
     finished_runs: list[JSON]
-    attention: list[JSON]
+    attention: list[LaneItem]
     sandboxes: list[JSON]
     sources: list[JSON]
     panels: dict[str, Freshness]
@@ -228,6 +272,15 @@ class BoardState:
     def stale_sources(self) -> list[str]:
         """The sources whose data is too old to show as fresh (their rows say STALE), in order."""
         return [name for name, f in self.source_freshness.items() if f.stale]
+
+    # Resolved problems, newest resolution first (dimmed on the wall, with why).
+    resolved: list[LaneItem] = field(default_factory=list)
+    # Repos with an unresolved failed run: (repo, when its first unresolved failure ended).
+    failing_since: list[tuple[str, float | None]] = field(default_factory=list)
+    # Runs in a status the board does not know: neither active nor finished.
+    unknown_runs: list[JSON] = field(default_factory=list)
+    # When the first failure in the lane leaves it (BOARD_ATTENTION_HOURS); 0: none will.
+    lane_expires_at: float = 0.0
 
     @property
     def stale_flags(self) -> str:
@@ -246,6 +299,8 @@ class BoardState:
         ]
         if not self.poller.stale and self.poller.heartbeat_at is not None:
             times.append(self.poller.heartbeat_at + settings.BOARD_STALE_SECONDS)
+        if self.lane_expires_at:
+            times.append(self.lane_expires_at)
         return int(min(times)) + 1 if times else 0
 
     @property
@@ -271,17 +326,36 @@ class BoardState:
         return "ok"
 
     @property
-    def overall(self) -> str:
-        """One word for the tab title and favicon: stale, attention, active or clear."""
-        if (
-            self.poller.stale
+    def stale(self) -> bool:
+        """Whether any part of the board is too old to be shown as fresh (or was never fetched)."""
+        return (
+            self.empty
+            or self.poller.stale
             or any(f.stale for f in self.panels.values())
-            or self.problem_sources
-            or self.stale_sources
-        ):
-            return "stale"
+            or bool(self.stale_sources)
+        )
+
+    @property
+    def data_fetched_at(self) -> float | None:
+        """When the oldest stale part of the board was fetched (None: never, or nothing is stale)."""
+        times = [f.fetched_at for f in self.panels.values() if f.stale]
+        times += [f.fetched_at for f in self.source_freshness.values() if f.stale]
+        if self.poller.stale:
+            times.append(self.poller.heartbeat_at)
+        known = [t for t in times if t is not None]
+        return min(known) if known and len(known) == len(times) else None
+
+    @property
+    def overall(self) -> str:
+        """One word for the tab title and favicon: attention, stale, active or clear.
+
+        Attention wins over stale (the headline then says both); a stale board is
+        never "clear".
+        """
         if self.attention:
             return "attention"
+        if self.stale:
+            return "stale"
         if self.active_runs:
             return "active"
         return "clear"
@@ -343,12 +417,131 @@ def _run_status(run: JSON) -> str:
     return str(run.get("status") or ("unknown" if run.get("lookup") != "not_found" else "not_found"))
 
 
+def stall_reason(run: JSON) -> str | None:
+    """Why a run seems stalled ("no event for 17 min"), or None.
+
+    The poller's ``stall_reason`` when it gives one; else the hard rule: no
+    ``updatedAt`` change for 6 hours (``possibly_stale``).
+    """
+    reason = run.get("stall_reason")
+    if isinstance(reason, str) and reason:
+        return reason
+    if run.get("possibly_stale") is True:
+        return "no update for over 6 hours"
+    return None
+
+
+def run_problem(row: JSON) -> str | None:
+    """What is wrong with a run: ``failed``, ``stalled`` or None. An unknown status alone is no problem."""
+    if row.get("status") in FAILED_RUN_STATUSES:
+        return "failed"
+    if row.get("status") not in TERMINAL_RUN_STATUSES and stall_reason(row) is not None:
+        return "stalled"
+    return None
+
+
+def problem_resolution(row: JSON, problem: str | None) -> JSON | None:
+    """How a problem was resolved: ``{how: "acknowledged", by, at, note}`` or ``{how: "fixed", run_id,
+    after_seconds, at}``; None while it is not (or there is no problem)."""
+    if problem is None:
+        return None
+    acks = row.get("acknowledged")
+    for ack in acks if isinstance(acks, list) else []:
+        if isinstance(ack, dict) and ack.get("problem") == problem:
+            return {
+                "how": "acknowledged",
+                "by": str(ack.get("by") or ""),
+                "at": ack.get("at"),
+                "note": str(ack.get("note") or ""),
+            }
+    fixed = row.get("fixed_by")
+    if problem == "failed" and isinstance(fixed, dict) and fixed.get("run_id"):
+        return {
+            "how": "fixed",
+            "run_id": str(fixed["run_id"]),
+            "after_seconds": fixed.get("after_seconds"),
+            "at": fixed.get("at"),
+        }
+    return None
+
+
+def run_ended_at(row: JSON) -> float | None:
+    """When a finished run ended: the board's ``finished_at``, else upstream's ``updated_at``."""
+    return to_epoch(row.get("finished_at")) or to_epoch(row.get("updated_at"))
+
+
+def _lane_item(row: JSON, kind: str) -> LaneItem:
+    problem = str(row["problem"])
+    if kind == "sandbox":
+        began = to_epoch(row.get("last_active_at")) or to_epoch(row.get("created_at"))
+        reason = str(row.get("error") or "The sandbox is in error.")
+    elif problem == "failed":
+        began = run_ended_at(row)
+        reason = str(row.get("error") or "The run failed.")
+    else:
+        latest = row.get("latest_event") or {}
+        began = to_epoch(latest.get("created_at")) or to_epoch(row.get("updated_at"))
+        reason = stall_reason(row) or "stalled"
+    return LaneItem(kind, problem, began, row, reason, row.get("resolution"))
+
+
+def _source_item(source: JSON) -> LaneItem:
+    # The problem began after the last success; a source that never succeeded, at its first error.
+    began = to_epoch(source.get("last_success_at")) or to_epoch(source.get("last_error_at"))
+    return LaneItem("source", str(source.get("state")), began, source, str(source.get("message") or ""))
+
+
+def _in_window(item: LaneItem, now: float) -> bool:
+    """Failures (runs and sandboxes) leave the lane ``BOARD_ATTENTION_HOURS`` after they began."""
+    if item.problem not in ("failed", "error") or item.began_at is None:
+        return True
+    return now - item.began_at <= settings.BOARD_ATTENTION_HOURS * 3600
+
+
+def attention_lane(
+    runs: list[JSON], sandboxes: list[JSON], sources: list[JSON], now: float
+) -> tuple[list[LaneItem], list[LaneItem], float]:
+    """The lane (unresolved, newest problem first), the resolved items, and when the lane next changes by itself.
+
+    The lane holds failed and stalled runs, errored sandboxes and sources an
+    operator must fix; a failure leaves it ``BOARD_ATTENTION_HOURS`` after it
+    ended, resolved or not. The third value is the epoch second at which the
+    first failure in the lane leaves it (0.0: none will).
+    """
+    items = [_lane_item(r, "run") for r in runs if r.get("problem") and not r.get("unreadable")]
+    items += [_lane_item(s, "sandbox") for s in sandboxes if s.get("problem") and not s.get("unreadable")]
+    items = [i for i in items if _in_window(i, now)]
+    lane = [i for i in items if i.resolution is None]
+    lane += [_source_item(s) for s in sources if s.get("state") in LANE_SOURCE_STATES]
+    lane.sort(key=lambda i: i.began_at or 0.0, reverse=True)
+    resolved = [i for i in items if i.resolution is not None]
+    resolved.sort(key=lambda i: to_epoch((i.resolution or {}).get("at")) or 0.0, reverse=True)
+    expiries = [
+        i.began_at + settings.BOARD_ATTENTION_HOURS * 3600
+        for i in lane
+        if i.problem in ("failed", "error") and i.began_at is not None
+    ]
+    return lane, resolved, min(expiries) if expiries else 0.0
+
+
+def failing_since(lane: list[LaneItem]) -> list[tuple[str, float | None]]:
+    """Each repo with an unresolved failed run, and when its first unresolved failure ended; reddest first."""
+    since: dict[str, float | None] = {}
+    for item in lane:
+        if item.kind != "run" or item.problem != "failed":
+            continue
+        repo = str(item.row.get("repo_name") or item.row.get("repo_id") or "(repo unknown)")
+        known = [t for t in (since.get(repo), item.began_at) if t is not None]
+        since[repo] = min(known) if known else None
+    return sorted(since.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0))
+
+
 def _run_row(run: Any, now: float) -> JSON:
     """A composed run as a page shows it; a run that cannot be shown becomes one row that says so."""
     problem = unreadable.run_row_problem(run)
     if problem is not None:
         row = unreadable.placeholder(run, id_key="run_id", what="run", problem=problem, keys=RUN_KEYS)
-        row["needs_attention"] = False
+        row.update(needs_attention=False, status_known=True, problem=None, resolution=None)
         return row
     row = with_keys(run, RUN_KEYS)
     if row["latest_event"] is not None:
@@ -356,7 +549,10 @@ def _run_row(run: Any, now: float) -> JSON:
     row["freshness"] = freshness(run.get("fetched_at"), now)
     row["sig"] = run.get("sig") or snapshots.content_version(run)
     row["status"] = _run_status(run)
-    row["needs_attention"] = row["status"] in FAILED_RUN_STATUSES or bool(run.get("possibly_stale"))
+    row["status_known"] = row["status"] in KNOWN_RUN_STATUSES
+    row["problem"] = run_problem(row)
+    row["resolution"] = problem_resolution(row, row["problem"])
+    row["needs_attention"] = row["problem"] is not None and row["resolution"] is None
     # The poller's placeholder for a run Mogplex sent in a shape it cannot read.
     row["unreadable"] = (
         (row["error"] or "Mogplex sent it in a shape the board cannot read.")
@@ -370,12 +566,15 @@ def _sandbox_row(sandbox: Any, now: float) -> JSON:
     """A composed sandbox as a page shows it; one that cannot be shown becomes one row that says so."""
     problem = unreadable.sandbox_row_problem(sandbox)
     if problem is not None:
-        return unreadable.placeholder(
-            sandbox, id_key="id", what="sandbox", problem=problem, keys=SANDBOX_KEYS
-        )
+        row = unreadable.placeholder(sandbox, id_key="id", what="sandbox", problem=problem, keys=SANDBOX_KEYS)
+        row.update(status_known=True, problem=None, resolution=None)
+        return row
     row = with_keys(sandbox, SANDBOX_KEYS)
     row["sig"] = sandbox.get("sig") or snapshots.content_version(sandbox)
     row["status"] = str(sandbox.get("status") or "unknown")
+    row["status_known"] = row["status"] in KNOWN_SANDBOX_STATUSES
+    row["problem"] = "error" if row["status"] == "error" else None
+    row["resolution"] = problem_resolution(row, row["problem"])
     row["unreadable"] = (
         (row["error"] or "Mogplex sent it in a shape the board cannot read.")
         if row["status"] == unreadable.UNREADABLE
@@ -504,17 +703,18 @@ def board_state(
     )
 
     shown_runs = _sort_runs([r for r in runs if _matches(r, filters, "repo_name")], filters.sort)
-    active = [
-        r for r in shown_runs if r["status"] in ACTIVE_RUN_STATUSES or r["status"] not in ENDED_RUN_STATUSES
-    ]
+    # Not yet fetched ("unknown") and unreadable runs stay with the active ones, as before;
+    # a status Mogplex sent that the board does not know is neither active nor finished.
+    active = [r for r in shown_runs if r["status_known"] and r["status"] not in ENDED_RUN_STATUSES]
+    unknown = [r for r in shown_runs if not r["status_known"]]
     finished = [r for r in shown_runs if r["status"] in ENDED_RUN_STATUSES]
-    # Failures first among the finished, most recently finished next.
+    # Unresolved failures first among the finished, most recently finished next.
     finished.sort(key=lambda r: _when(r.get("finished_at") or r.get("updated_at")), reverse=True)
-    finished.sort(key=lambda r: r["status"] not in FAILED_RUN_STATUSES)
-    attention = [r for r in shown_runs if r["needs_attention"]]
+    finished.sort(key=lambda r: not (r["status"] in FAILED_RUN_STATUSES and r["resolution"] is None))
 
     shown_sandboxes = [s for s in sandboxes if _matches(s, filters, "repo_name")]
     shown_sandboxes.sort(key=lambda s: (s["status"] not in SANDBOX_UP_STATUSES, str(s.get("id"))))
+    lane, resolved, lane_expires_at = attention_lane(shown_runs, shown_sandboxes, sources, now)
 
     fetched = board_fetched(board)
     panels = {name: freshness(fetched.get(name), now, key=name) for name in PANELS}
@@ -535,7 +735,7 @@ def board_state(
         poller=poller_health(heartbeat, now),
         active_runs=active,
         finished_runs=finished,
-        attention=attention,
+        attention=lane,
         sandboxes=shown_sandboxes,
         sources=sources,
         panels=panels,
@@ -551,6 +751,10 @@ def board_state(
             | {str(b.get("source") or "") for b in sandboxes}
             if 0 < len(name) <= FILTER_MAX_CHARS and "\x00" not in name
         ),
+        resolved=resolved,
+        failing_since=failing_since(lane),
+        unknown_runs=unknown,
+        lane_expires_at=lane_expires_at,
     )
 
 

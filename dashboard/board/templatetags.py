@@ -50,9 +50,22 @@ def status_tone(status: Any) -> str:
     return selectors.status_tone(str(status))
 
 
+# Words the board knows besides the statuses (run lookups, error kinds, log errors).
+_KNOWN_WORDS = frozenset(selectors.STATUS_ICONS) | {
+    "not_found",
+    "bad_request",
+    "budget_spent",
+    "unknown_source",
+}
+
+
 @register.filter
 def status_word(status: Any) -> str:
-    return str(status).replace("_", " ")
+    """A status in words; one the board does not know is shown as it came: ``unknown (queued_v2)``."""
+    text = str(status)
+    if text in _KNOWN_WORDS:
+        return text.replace("_", " ")
+    return f"unknown ({text})"
 
 
 def age_text(seconds: float | None) -> str:

@@ -28,13 +28,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import discovery, snapshots
-from dashboard.board import selectors
+from dashboard.board import acknowledgements, selectors
 from dashboard.board.forms import (
     BoardFilterForm,
     KioskParams,
@@ -50,7 +51,7 @@ from dashboard.models import DisplayToken
 # few seconds does not write to the database on every request.
 LAST_SEEN_EVERY = timedelta(minutes=1)
 # Upstream fields a JSON client may see; our own bookkeeping stays server-side.
-_JSON_DROP = frozenset({"freshness", "sig", "needs_attention"})
+_JSON_DROP = frozenset({"freshness", "sig", "needs_attention", "status_known"})
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -236,12 +237,16 @@ def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     row = selectors.with_keys(
         next((r for r in board.get("runs", []) if r.get("run_id") == str(run_id)), {}), selectors.RUN_KEYS
     )
+    problem = selectors.run_problem(row) if row.get("run_id") else None
     context = {
         "record": record,
         "row": row,
         "run": run,
         "run_id": str(run_id),
         "status": str(run.get("status") or record.get("lookup") or "unknown"),
+        "problem": problem,
+        "resolution": selectors.problem_resolution(row, problem),
+        "stall_reason": selectors.stall_reason(row),
         "events": events,
         "freshness": selectors.freshness(record.get("fetched_at"), now),
         "now": now,
@@ -271,8 +276,11 @@ def sandbox_detail(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
         raise Http404("The board has not seen this sandbox.")
     now = time.time()
     zone, _ = _viewer_time_zone(request)
+    problem = "error" if sandbox is not None and sandbox.get("status") == "error" else None
     context = {
         "sandbox": sandbox,
+        "problem": problem,
+        "resolution": selectors.problem_resolution(sandbox or {}, problem),
         "sandbox_id": str(sandbox_id),
         "history": list(reversed(history)),
         "now": now,
@@ -328,6 +336,86 @@ def sandbox_logs(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
     return render(request, "board/sandbox.html#logs", context)
 
 
+ACKNOWLEDGE_SIGN_IN = "Sign in to acknowledge problems on the board; nothing was changed."
+
+
+def _refused(request: HttpRequest, sentence: str, status: int) -> HttpResponse:
+    """One sentence saying what was wrong, with the way back; nothing was changed."""
+    context = {"sentence": sentence, "back": _next_url(request), "app_version": selectors.app_version()}
+    return _board_headers(render(request, "board/refused.html", context, status=status))
+
+
+def _next_url(request: HttpRequest) -> str:
+    """Where to go back to: the form's ``next`` when it is a page of this site, else the overview."""
+    asked = request.POST.get("next", "")
+    if asked and url_has_allowed_host_and_scheme(
+        asked, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return asked
+    return reverse("overview")
+
+
+def _recompose() -> None:
+    """Compose the board now, so the change shows on the next refresh of every page and wall.
+
+    It reads the database and the snapshots only (no upstream request). When
+    the poller is composing at this moment, the poller is asked to compose
+    once more instead (its snapshot would otherwise miss this change).
+    """
+    from dashboard.polling.tasks import board_compose
+
+    board_compose()
+
+
+def _acknowledgement_change(
+    request: HttpRequest, target: str, target_id: uuid.UUID, *, undo: bool
+) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return _refused(request, ACKNOWLEDGE_SIGN_IN, 403)
+    label = f"{'Run' if target == 'run' else 'Sandbox'} {target_id}"
+    try:
+        if undo:
+            acknowledgements.acknowledgement_delete(target=target, target_id=target_id)
+            done = f"{label} is no longer acknowledged: it is back in the attention lane if it still needs attention."
+        else:
+            ack = acknowledgements.acknowledgement_create(
+                target=target,
+                target_id=target_id,
+                user=request.user,
+                note=request.POST.get("note", ""),
+                now=time.time(),
+            )
+            word = acknowledgements.PROBLEM_WORDS[ack.problem]
+            done = f"{label}: its {word} is acknowledged and has left the attention lane."
+    except acknowledgements.AcknowledgementRefused as refused:
+        return _refused(request, str(refused), refused.status)
+    _recompose()
+    messages.success(request, done)
+    return redirect(_next_url(request))
+
+
+@require_POST
+def run_acknowledge(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """Acknowledge a failed or stalled run (an optional ``note``, at most 200 characters)."""
+    return _acknowledgement_change(request, "run", run_id, undo=False)
+
+
+@require_POST
+def run_unacknowledge(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    return _acknowledgement_change(request, "run", run_id, undo=True)
+
+
+@require_POST
+def sandbox_acknowledge(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
+    """Acknowledge a sandbox in error (an optional ``note``, at most 200 characters)."""
+    return _acknowledgement_change(request, "sandbox", sandbox_id, undo=False)
+
+
+@require_POST
+def sandbox_unacknowledge(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
+    return _acknowledgement_change(request, "sandbox", sandbox_id, undo=True)
+
+
 DISPLAY_REVOKED = "This display link was revoked; ask an operator for a new one."
 
 
@@ -358,6 +446,19 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
     fresh = row.get("freshness")
     data["freshness"] = selectors.freshness_json(fresh) if isinstance(fresh, selectors.Freshness) else None
     return data
+
+
+def _lane_json(item: selectors.LaneItem) -> dict[str, Any]:
+    """A lane item for scripts: what it is, its id (a source's name), what is wrong, since when, why."""
+    key = {"run": "run_id", "sandbox": "id", "source": "name"}[item.kind]
+    return {
+        "kind": item.kind,
+        "id": item.row.get(key),
+        "problem": item.problem,
+        "began_at": item.began_at,
+        "reason": item.reason,
+        "resolution": item.resolution,
+    }
 
 
 DISPLAY_UNKNOWN = "This display link is not known; ask an operator for a display link."
@@ -402,7 +503,10 @@ def board_json(request: HttpRequest) -> HttpResponse:
         "source_freshness": {name: selectors.freshness_json(f) for name, f in state.source_freshness.items()},
         "active_runs": [_row_json(r) for r in state.active_runs],
         "finished_runs": [_row_json(r) for r in state.finished_runs],
-        "attention": [str(r.get("run_id")) for r in state.attention],
+        "attention": [_lane_json(item) for item in state.attention],
+        "resolved": [_lane_json(item) for item in state.resolved],
+        "failing_since": [{"repo": repo, "since": since} for repo, since in state.failing_since],
+        "unknown_status_runs": [_row_json(r) for r in state.unknown_runs],
         "sandboxes": [_row_json(s) for s in state.sandboxes],
         "sources": state.sources,
     }
@@ -413,6 +517,8 @@ def board_json(request: HttpRequest) -> HttpResponse:
 # whole and says "+N more" for the rest (board.js); this only bounds the markup,
 # and is more than the densest layout fits on a 4K or a portrait screen.
 KIOSK_ROWS_SENT = 80
+# Resolved problems listed, dimmed, below the lane's unresolved ones.
+KIOSK_RESOLVED_SHOWN = 3
 
 
 @require_GET
@@ -471,13 +577,20 @@ def _without_version(request: HttpRequest) -> str:
 
 def _kiosk_rows(state: selectors.BoardState, params: KioskParams) -> dict[str, Any]:
     """The rows sent for each panel (at most ``KIOSK_ROWS_SENT``), how many were not sent, and the total."""
-    attention_ids = {r.get("run_id") for r in state.attention}
+    attention_ids = {i.row.get("run_id") for i in state.attention if i.kind == "run"}
     # The attention lane is pinned; the runs panel shows the other live runs.
     runs = [r for r in state.active_runs if r.get("run_id") not in attention_ids]
     up = [
         s for s in state.sandboxes if s["status"] in selectors.SANDBOX_UP_STATUSES or s["status"] == "error"
     ]
-    lists = {"attention": state.attention, "runs": runs, "sandboxes": up, "sources": state.sources}
+    lists: dict[str, list[Any]] = {
+        "attention": state.attention,
+        # The most recent resolutions only: the wall is for what needs someone.
+        "resolved": state.resolved[:KIOSK_RESOLVED_SHOWN],
+        "runs": runs,
+        "sandboxes": up,
+        "sources": state.sources,
+    }
     return {
         name: {
             "shown": items[:KIOSK_ROWS_SENT],

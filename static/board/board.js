@@ -99,8 +99,8 @@
 
   // --- title and favicon ---------------------------------------------------------
 
-  var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270", revoked: "#5b6270" };
-  var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", stale: "⚠ STALE", lost: "⚠ Connection lost", cache: "⚠ Cache unavailable", revoked: "⚠ Display link revoked" };
+  var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", attention_stale: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270", revoked: "#5b6270" };
+  var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", attention_stale: "✖ Attention · ⚠ STALE", stale: "⚠ STALE", lost: "⚠ Connection lost", cache: "⚠ Cache unavailable", revoked: "⚠ Display link revoked" };
   var baseTitle = document.title;
   var shownState = null;
 
@@ -108,7 +108,8 @@
     var el = board();
     if (!el) return;
     var state = el.dataset.overall || "clear";
-    if (anyStale && state !== "attention") state = "stale";
+    // Something needs attention and the data is old: the title says both, as the headline does.
+    if (anyStale) state = state === "attention" ? "attention_stale" : "stale";
     var banner = document.getElementById("connection-banner");
     if (!banner.hidden) state = banner.dataset.problem || "lost";
     if (state === shownState) return;

@@ -145,7 +145,8 @@ def test_the_wall_fits_every_screen_with_few_and_many_rows_and_banners(wall: Pag
             fitted = rows_at[items, banners, width] = wall.evaluate(FITTED)["rows"]
             if items == 3:
                 assert wall.locator("[data-fit-more]:visible").count() == 0, "nothing left out"
-                assert fitted["wall-runs"] == 2 and fitted["wall-attention"] == 1
+                # The lane: the failed run, and each source that lost its token.
+                assert fitted["wall-runs"] == 2 and fitted["wall-attention"] == 1 + min(banners, 2)
     assert failures == []
     # A 4K wall is a 1080p wall at twice the size: both filled, with the same rows.
     for items, banners in LAYOUTS:
