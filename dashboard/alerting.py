@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dashboard import snapshots
+from dashboard.board import selectors
 from dashboard.models import NotifyMessage
 
 JSON = dict[str, Any]
@@ -42,11 +43,13 @@ SOURCE_PROBLEMS = frozenset({"unauthorized", "forbidden", "redirect"})
 
 
 def _unresolved_failure(run: JSON) -> bool:
-    return run.get("status") == "failed" and not run.get("acknowledged") and not run.get("fixed_by")
+    # Resolved as the attention lane resolves it: acknowledged as a failure, or fixed by a later success.
+    return run.get("status") == "failed" and selectors.problem_resolution(run, "failed") is None
 
 
 def _stalled(run: JSON) -> bool:
-    return isinstance(run.get("stall_reason"), str) and bool(run["stall_reason"])
+    stalled = isinstance(run.get("stall_reason"), str) and bool(run["stall_reason"])
+    return stalled and selectors.problem_resolution(run, "stalled") is None
 
 
 class AlertingCollector(Collector):
