@@ -1,7 +1,10 @@
 """gunicorn settings, read from the directory gunicorn starts in (the repository root; /app in the image).
 
 Display tokens are part of kiosk URLs, so the access log goes through a logger
-that redacts them from the request line, path, query and referer.
+that redacts them from the request line, path, query and referer. At the board's
+default log level it leaves out the refresh polls that every open page sends every
+few seconds (htmx requests answered 204 or 200) and the health probes that pass; ``BOARD_LOG_LEVEL=DEBUG`` writes them too, and
+``BOARD_LOG_FORMAT=json`` makes gunicorn's lines JSON objects like the board's.
 
 gunicorn 27 opens a control socket, by default one per user
 (``$HOME/.gunicorn/gunicorn.ctl``): a second board on the same host would take it
@@ -9,23 +12,85 @@ over and delete it when it stops. Each board keeps its own under its ``var/``
 (``BOARD_VAR_DIR``), or none when that path is too long for a Unix socket.
 """
 
+import json
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
+from pythonjsonlogger.json import JsonFormatter
 
-from dashboard.env import envstr
+from dashboard.env import envchoice, envstr
 from dashboard.logredact import redacted
+
+LOG_LEVEL = envchoice("BOARD_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOG_FORMAT = envchoice("BOARD_LOG_FORMAT", "text", ("text", "json"))
+# Probed every few seconds by compose, Kubernetes or `manage.py run`; a failing probe is still logged.
+HEALTH_PATHS = ("/healthz", "/readyz")
 
 
 class AccessLogger(Logger):  # type: ignore[misc]
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if LOG_FORMAT == "json":
+            error_format = JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+            for handler in self.error_log.handlers:
+                handler.setFormatter(error_format)
+            for handler in self.access_log.handlers:
+                handler.setFormatter(logging.Formatter("%(message)s"))
+
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         return {
             key: redacted(value) for key, value in super().atoms(resp, req, environ, request_time).items()
         }
 
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if LOG_LEVEL != "DEBUG" and _routine(resp, environ):
+            return
+        if LOG_FORMAT != "json":
+            super().access(resp, req, environ, request_time)
+            return
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        self.access_log.info(
+            json.dumps(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "logger": "gunicorn.access",
+                    "client": atoms.get("h"),
+                    "request": atoms.get("r"),
+                    "status": atoms.get("s"),
+                    "bytes": atoms.get("b"),
+                    "ms": round(float(atoms.get("M") or 0)),
+                    "referer": atoms.get("f"),
+                    "user_agent": atoms.get("a"),
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+def _routine(resp: Any, environ: dict[str, Any]) -> bool:
+    """An open page's refresh poll (htmx: 204 unchanged, 200 changed), or a passing health probe.
+
+    These come every few seconds from every open page and every probe, and say nothing an
+    operator acts on; page loads, posts, the API and every error are still logged.
+    """
+    status = getattr(resp, "status_code", None)
+    if status == 204:
+        return True
+    if status != 200 or environ.get("REQUEST_METHOD") != "GET":
+        return False
+    return environ.get("HTTP_HX_REQUEST") == "true" or environ.get("PATH_INFO") in HEALTH_PATHS
+
 
 logger_class = AccessLogger
+loglevel = LOG_LEVEL.lower()
 
 _var_dir = Path(envstr("BOARD_VAR_DIR", "").strip() or Path(__file__).resolve().parent / "var")
 _control_socket = _var_dir / "gunicorn.ctl"

@@ -111,3 +111,16 @@ def envnetworks(
                 "list addresses or networks separated by commas, e.g. 10.0.0.5,172.16.0.0/12."
             ) from None
     return tuple(networks)
+
+
+def envchoice(
+    name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> str:
+    """One of ``choices`` (compared without case; returned as spelled in ``choices``)."""
+    value = envstr(name, "", environ).strip()
+    if not value:
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ConfigurationError(f"{name} is {value!r}; set it to one of {', '.join(choices)}.")

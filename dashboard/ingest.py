@@ -85,7 +85,10 @@ def runs_ingest(request: HttpRequest) -> JsonResponse:
         result = run_track(run_ids=run_ids_read(text), via=TrackedRun.Via.INGEST)
     except InvalidRunInput as exc:
         return _error(400, str(exc))
-    logger.info("ingest: %d new run(s), %d already tracked", len(result.tracked), len(result.already_tracked))
+    # discovery logs the new runs ("tracking N new run(s) via ingest"); this is the detail.
+    logger.debug(
+        "ingest: %d new run(s), %d already tracked", len(result.tracked), len(result.already_tracked)
+    )
     return JsonResponse(
         {
             "tracked": [str(r) for r in result.tracked],

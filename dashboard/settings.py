@@ -15,7 +15,7 @@ import dj_database_url
 from django.utils.csp import CSP
 
 from dashboard.demo import demo_secrets
-from dashboard.env import ConfigurationError, envbool, envint, envlist, envnetworks, envstr
+from dashboard.env import ConfigurationError, envbool, envchoice, envint, envlist, envnetworks, envstr
 from dashboard.mogplex.config import Source, Token, base_url_from_env, sources_from_env
 from dashboard.notify.destinations import notify_urls_from_env
 from dashboard.sso.config import oidc_from_env
@@ -77,7 +77,10 @@ BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
 # The page code's version; pages that see it change reload themselves. Unset: a hash of templates and static files.
 BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")
 # The board's address as people and wall screens reach it (kiosk_link prints URLs under it).
-BOARD_PUBLIC_URL = envstr("BOARD_PUBLIC_URL", "http://localhost:8000")
+# The port `manage.py run` serves on (and compose publishes); the default public URL is on it.
+BOARD_PORT = envint("BOARD_PORT", 8000, minimum=1, maximum=65535)
+# Unset: the address `manage.py run` prints, so kiosk_link's links and the board's agree.
+BOARD_PUBLIC_URL = envstr("BOARD_PUBLIC_URL", "").strip() or f"http://127.0.0.1:{BOARD_PORT}"
 # How often an open dashboard page asks whether the board changed (an unchanged board costs a 204).
 BOARD_PAGE_REFRESH_SECONDS = envint("BOARD_PAGE_REFRESH_SECONDS", 5, minimum=1, maximum=300)
 
@@ -213,6 +216,11 @@ DATABASES = {
         envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web app, the worker's threads and the ingest endpoint write at once: wait for
+    # the lock (instead of "database is locked" at once) and take it at the start of a
+    # transaction, so a reader that turns writer cannot deadlock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -291,10 +299,26 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
+# --- Logs ------------------------------------------------------------------------
+# At INFO (the default) a minute of work is a line per upstream request plus what
+# needs a person: no per-task Celery lines, no access lines for unchanged polls (204,
+# gunicorn.conf.py). DEBUG brings them back, with the poller's own per-fetch lines.
+BOARD_LOG_LEVEL = envchoice("BOARD_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+# text: one line per record; json: one JSON object per line, for log shippers.
+BOARD_LOG_FORMAT = envchoice("BOARD_LOG_FORMAT", "text", ("text", "json"))
+_QUIET_BELOW_DEBUG = "WARNING" if BOARD_LOG_LEVEL != "DEBUG" else "DEBUG"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
     "filters": {
         "redact_display_tokens": {"()": "dashboard.logredact.RedactDisplayTokens"},
         "quiet_bad_requests": {"()": "dashboard.logredact.QuietBadRequests"},
@@ -302,11 +326,11 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "line",
+            "formatter": BOARD_LOG_FORMAT,
             "filters": ["quiet_bad_requests", "redact_display_tokens"],
         }
     },
-    "root": {"handlers": ["console"], "level": envstr("BOARD_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": BOARD_LOG_LEVEL},
     # django.request logs the path of every 4xx/5xx answer, and a kiosk path holds a
     # display token: redact it on the logger itself, so every handler gets the redacted line.
     "loggers": {
@@ -316,5 +340,10 @@ LOGGING = {
         "apprise": {"level": "WARNING"},
         "django.request": {"filters": ["redact_display_tokens"]},
         "django.server": {"filters": ["redact_display_tokens"]},
+        # "Task ... received" and "Task ... succeeded": two lines a task, several tasks a second.
+        "celery.worker.strategy": {"level": _QUIET_BELOW_DEBUG},
+        "celery.app.trace": {"level": _QUIET_BELOW_DEBUG},
+        # "Scheduler: Sending due task poll-tick", every tick.
+        "celery.beat": {"level": _QUIET_BELOW_DEBUG},
     },
 }

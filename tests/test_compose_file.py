@@ -42,7 +42,7 @@ def test_compose_file_is_valid_with_the_documented_env(project: Path) -> None:
 
     resolved = compose(project, "config").stdout
     assert "gunicorn dashboard.wsgi" in resolved
-    assert "celery -A dashboard worker" in resolved and "celery -A dashboard beat" in resolved
+    assert "celery -A dashboard -q worker" in resolved and "celery -A dashboard -q beat" in resolved
 
 
 def resolved_config(project: Path, *profile: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ log URLs.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -55,8 +56,9 @@ def test_django_logs_kiosk_errors_without_the_display_token(
     assert not [line for line in lines if raw in line or revoked in line]
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 def test_gunicorn_access_log_has_no_display_token(
-    tmp_path: Path, transactional_db: None, valkey_server: str, redis_db: redis.Redis
+    tmp_path: Path, transactional_db: None, valkey_server: str, redis_db: redis.Redis, log_format: str
 ) -> None:
     _, raw = DisplayToken.issue("lobby")
     port = free_port()
@@ -68,6 +70,7 @@ def test_gunicorn_access_log_has_no_display_token(
         "DATABASE_URL": pollers.test_database_url(),
         "REDIS_URL": valkey_server,
         "BOARD_VAR_DIR": str(tmp_path),
+        "BOARD_LOG_FORMAT": log_format,
     }
     # Started as make run and compose start it: from the repository root, which holds gunicorn.conf.py.
     web = subprocess.Popen(
@@ -111,3 +114,9 @@ def test_gunicorn_access_log_has_no_display_token(
         web.wait(timeout=15)
     assert "GET /kiosk/…/ " in text and "display=…" in text
     assert raw not in text
+    if log_format == "json":
+        requests = [json.loads(line) for line in text.splitlines()]
+        assert {(r["request"], r["status"]) for r in requests} >= {
+            ("GET /kiosk/…/ HTTP/1.1", "200"),
+            ("GET /kiosk/…/?refresh=often HTTP/1.1", "400"),
+        }

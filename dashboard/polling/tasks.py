@@ -140,7 +140,8 @@ def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) 
     # Asked last thing before sending, so that a pause another worker set
     # after a 429 a moment ago is seen.
     if source_blocked_until(source) > time.time() or not budget_acquire(source):
-        logger.info("fetch source=%s endpoint=%s outcome=refused ms=0", source, endpoint)
+        # Not sent, so not an upstream request: the client logs each one it sends.
+        logger.debug("fetch source=%s endpoint=%s outcome=refused ms=0", source, endpoint)
         raise Refused(source)
     started = time.monotonic()
     sent_at = time.time()
@@ -148,7 +149,8 @@ def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) 
         result = call(client)
     except MogplexError as exc:
         ms = round((time.monotonic() - started) * 1000)
-        logger.warning(
+        # The client has logged this request as a warning already: one line per upstream request.
+        logger.debug(
             "fetch source=%s endpoint=%s outcome=%s status=%s ms=%d",
             source,
             endpoint,
@@ -159,7 +161,7 @@ def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) 
         _source_failed(source, exc, sent_at=sent_at)
         raise
     ms = round((time.monotonic() - started) * 1000)
-    logger.info("fetch source=%s endpoint=%s outcome=ok ms=%d", source, endpoint, ms)
+    logger.debug("fetch source=%s endpoint=%s outcome=ok ms=%d", source, endpoint, ms)
     _source_succeeded(source)
     return result
 

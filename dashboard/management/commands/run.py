@@ -7,16 +7,66 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dashboard import snapshots
+from dashboard.env import envstr
+
+OPERATOR = "admin"
+# How long start-up waits for every part to answer before saying which do not.
+READY_TIMEOUT_SECONDS = 120
+OVERCOMMIT_EXPLAINED = (
+    "Valkey: memory overcommit is off on this machine (vm.overcommit_memory = 0), so a rewrite of its "
+    "append-only file could fail under memory pressure; harmless for the board, which refetches what "
+    "it loses. To silence it: sysctl vm.overcommit_memory=1."
+)
+
+
+def board_url(host: str, port: int) -> str:
+    """The board's address as start-up prints it: BOARD_PUBLIC_URL when set, which kiosk_link prints under too."""
+    if envstr("BOARD_PUBLIC_URL").strip():
+        return settings.BOARD_PUBLIC_URL.rstrip("/") + "/"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}/"
+
+
+def valkey_line(line: str) -> str | None:
+    """Valkey's output as the board shows it: its overcommit warning explained, the rest as it is."""
+    if "Memory overcommit must be enabled" in line:
+        return OVERCOMMIT_EXPLAINED
+    return line
+
+
+def _relay(proc: subprocess.Popen[bytes], lines: Callable[[str], str | None]) -> None:
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        shown = lines(raw.decode(errors="replace").rstrip("\n"))
+        if shown is not None:
+            sys.stdout.write(shown + "\n")
+            sys.stdout.flush()
+
+
+def _answers(url: str, timeout: float = 2) -> bool:
+    return httpx.get(url, timeout=timeout).status_code == 200
+
+
+def _probe(probe: Callable[[], bool]) -> bool:
+    try:
+        return probe()
+    except (httpx.HTTPError, redis.RedisError):
+        return False
 
 
 class Command(BaseCommand):
@@ -27,7 +77,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("BOARD_HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("BOARD_PORT", "8000")))
+        parser.add_argument("--port", type=int, default=settings.BOARD_PORT)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         var_dir = Path(settings.VAR_DIR)
@@ -39,7 +89,8 @@ class Command(BaseCommand):
             if settings.REDIS_EMBEDDED:
                 self._start_valkey(var_dir)
             call_command("migrate", interactive=False, verbosity=0)
-            login_note = self._ensure_operator(var_dir)
+            self._ensure_operator(var_dir)
+            started_at = time.time()
             python = sys.executable
             if settings.MOGPLEX_SIMULATED:
                 self._spawn(
@@ -71,9 +122,13 @@ class Command(BaseCommand):
                     "4",
                     "--access-logfile",
                     "-",
+                    # Its start-up lines would only repeat the board's address, printed below.
+                    "--log-level",
+                    "debug" if settings.BOARD_LOG_LEVEL == "DEBUG" else "warning",
                 ],
             )
-            celery = [python, "-m", "celery", "-A", "dashboard"]
+            # -q: no banners (the board's own lines below say what a newcomer needs).
+            celery = [python, "-m", "celery", "-A", "dashboard", "-q"]
             self._spawn(
                 "worker",
                 [
@@ -109,7 +164,7 @@ class Command(BaseCommand):
                     "-n",
                     "notifier@%h",
                     "--loglevel",
-                    "INFO",
+                    settings.BOARD_LOG_LEVEL,
                 ],
             )
             self._spawn(
@@ -120,13 +175,12 @@ class Command(BaseCommand):
                     "--schedule",
                     str(var_dir / "celerybeat-schedule"),
                     "--loglevel",
-                    "WARNING",
+                    "DEBUG" if settings.BOARD_LOG_LEVEL == "DEBUG" else "WARNING",
                 ],
             )
-            upstream = "the bundled simulator" if settings.MOGPLEX_SIMULATED else settings.MOGPLEX_BASE_URL
-            self.stdout.write(
-                f"\nBoard: http://{host}:{port}/  (reading {upstream}; {login_note})\nCtrl-C stops everything.\n"
-            )
+            waiting_for = self._wait_until_ready(host, port, started_at)
+            self.stdout.write("\n".join(self._start_up_lines(var_dir, host, port, waiting_for)) + "\n")
+            self.stdout.flush()
             self._supervise()
         except KeyboardInterrupt:
             self.stdout.write("Stopping.")
@@ -169,6 +223,7 @@ class Command(BaseCommand):
                 "--loglevel",
                 "warning",
             ],
+            lines=valkey_line,
         )
         deadline = time.monotonic() + 10
         while True:
@@ -180,28 +235,75 @@ class Command(BaseCommand):
                     raise CommandError(f"The embedded Valkey did not start on port {port}.") from None
                 time.sleep(0.05)
 
-    def _ensure_operator(self, var_dir: Path) -> str:
+    def _ensure_operator(self, var_dir: Path) -> None:
         """Make a first operator account on a fresh install, so the board can be opened at once."""
         users = get_user_model()
         if users.objects.exists():
-            return "sign in with your account"
+            return
         password = secrets.token_urlsafe(12)
-        users.objects.create_superuser("admin", "", password)
+        users.objects.create_superuser(OPERATOR, "", password)
         path = var_dir / "admin-password"
         path.write_text(password + "\n")
         path.chmod(0o600)
-        return f"sign in as admin, password in {path}"
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        proc = subprocess.Popen(argv, start_new_session=True)
+    def _start_up_lines(self, var_dir: Path, host: str, port: int, waiting_for: list[str]) -> list[str]:
+        """The last lines of start-up: where the board is and how to sign in (never the password itself)."""
+        upstream = "the bundled simulator" if settings.MOGPLEX_SIMULATED else settings.MOGPLEX_BASE_URL
+        lines = [""]
+        if waiting_for:
+            lines.append(
+                f"Not answering yet: {', '.join(waiting_for)}; the board will show it as STALE until they do."
+            )
+        lines.append(f"Board: {board_url(host, port)}  (reading {upstream})")
+        password_file = var_dir / "admin-password"
+        if password_file.exists() and get_user_model().objects.filter(username=OPERATOR).exists():
+            lines.append(f"Operator: {OPERATOR}")
+            lines.append(f"Password file: {password_file}")
+        else:
+            lines.append("Operator: sign in with your account (manage.py createsuperuser makes one)")
+        lines.append("Ctrl-C stops everything.")
+        return lines
+
+    def _wait_until_ready(self, host: str, port: int, started_at: float) -> list[str]:
+        """Wait until every part answers (web, simulator, worker and beat); the parts that still do not, after a while."""
+        probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        probes: dict[str, Callable[[], bool]] = {
+            # A generous timeout: a probe sent while gunicorn's workers boot waits in its backlog.
+            "web": lambda: _answers(f"http://{probe_host}:{port}/healthz", timeout=15),
+            # The heartbeat is written by the task beat schedules and a worker runs.
+            "worker and beat": lambda: (snapshots.heartbeat_read() or 0) >= started_at,
+        }
+        if settings.MOGPLEX_SIMULATED:
+            probes["simulator"] = lambda: _answers(f"{settings.MOGPLEX_BASE_URL}/_sim/health")
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        pending = list(probes)
+        while pending and time.monotonic() < deadline:
+            self._check_children()
+            pending = [name for name in pending if not _probe(probes[name])]
+            if pending:
+                time.sleep(0.25)
+        return pending
+
+    def _spawn(self, name: str, argv: list[str], *, lines: Callable[[str], str | None] | None = None) -> None:
+        """Start a child; with ``lines``, its output goes through it (a line, or None to drop it)."""
+        if lines is None:
+            proc = subprocess.Popen(argv, start_new_session=True)
+        else:
+            proc = subprocess.Popen(
+                argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=False
+            )
+            threading.Thread(target=_relay, args=(proc, lines), daemon=True).start()
         self.children.append((name, proc))
+
+    def _check_children(self) -> None:
+        for name, proc in self.children:
+            code = proc.poll()
+            if code is not None:
+                raise CommandError(f"The {name} process stopped (exit code {code}); stopping the rest.")
 
     def _supervise(self) -> None:
         while True:
-            for name, proc in self.children:
-                code = proc.poll()
-                if code is not None:
-                    raise CommandError(f"The {name} process stopped (exit code {code}); stopping the rest.")
+            self._check_children()
             time.sleep(0.5)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
