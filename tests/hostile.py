@@ -104,6 +104,11 @@ SHORT: tuple[str, ...] = tuple(s for s in CORPUS if len(s) < 1000)
 _DANGEROUS_TAGS = {"script", "svg", "math", "iframe", "img", "style", "base", "body", "b"}
 
 
+_BOARD_BOOKMARKLET = re.compile(
+    r'javascript:void\(open\("https?://[A-Za-z0-9.:\[\]-]+/\?run="\+encodeURIComponent\(location\.href\)\)\)'
+)
+
+
 class _Markup(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -116,6 +121,8 @@ class _Markup(HTMLParser):
                 self.found.append("a second <body>")
             self._body = True
             return
+        if tag == "a" and _BOARD_BOOKMARKLET.fullmatch(dict(attrs).get("href") or ""):
+            return  # the board's own "Track on the board" bookmarklet, made by the view, not from data
         for name, value in attrs:
             if name.startswith("on") or name in ("srcdoc", "autofocus", "style"):
                 self.found.append(f"<{tag} {name}>")

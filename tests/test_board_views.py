@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -17,6 +18,7 @@ from dashboard import snapshots
 from dashboard.models import TrackedRun
 from tests import board_data
 from tests.board_data import RUN_ACTIVE, RUN_DONE, RUN_FAILED, SANDBOX_UP
+from tests.hostile import injected_markup
 from tests.waiting import wait_for
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -243,8 +245,9 @@ def test_javascript_preview_url_produces_no_link(store: redis.Redis, browser: Cl
     box = board_data.sandbox_row(SANDBOX_UP, "running", now=now, preview_url="javascript:alert(1)")
     run = board_data.run_row(RUN_DONE, "success", now=now, pr_url="JavaScript:alert(2)")
     board_data.publish(board_data.board(now, sandboxes=[box], runs=[run]))
-    html = browser.get("/").content.decode().lower()
-    assert "javascript:" not in html
+    html = browser.get("/").content.decode()
+    assert "javascript:alert" not in html.lower()
+    assert injected_markup(html) == [], "the only javascript: link is the board's own bookmarklet"
 
 
 def test_upstream_strings_are_escaped_everywhere(store: redis.Redis, browser: Client) -> None:
@@ -296,7 +299,7 @@ def test_upstream_strings_are_escaped_everywhere(store: redis.Redis, browser: Cl
         assert "<script>window.__pwned" not in html, path
         assert "<img src=x" not in html, path
         assert "&lt;script&gt;" in html, path
-        assert "javascript:" not in html.lower(), path
+        assert "javascript:alert" not in html.lower(), path  # the bookmarklet is the only javascript: link
 
 
 def test_run_page_shows_timeline_cap_note_and_links(
@@ -455,3 +458,51 @@ def test_a_run_no_source_owns_is_listed_as_ended_and_does_not_age_the_panel(
     assert f'id="run-{RUN_ACTIVE}"' in finished and "not found" in finished
     assert "No active runs" in html
     assert "STALE" not in html
+
+
+# --- following a run in one click: the bookmarklet and ?run= ---------------------------
+
+
+def test_the_dashboard_offers_the_bookmarklet_with_how_to_install_it(
+    store: redis.Redis, browser: Client
+) -> None:
+    page = browser.get("/", HTTP_HOST="localhost:8000").content.decode()
+
+    link = re.search(
+        r'<a class="bookmarklet" data-bookmarklet href="([^"]+)">Track on the board</a>: ([^<]+)', page
+    )
+    assert link, "the bookmarklet is on the dashboard"
+    assert html.unescape(link.group(1)) == (
+        'javascript:void(open("http://localhost:8000/?run="+encodeURIComponent(location.href)))'
+    )
+    assert link.group(2).startswith("drag it to your bookmarks bar, then click it on a Mogplex run page")
+
+
+def test_run_prefills_the_track_form_and_changes_nothing(store: redis.Redis, browser: Client) -> None:
+    address = f"http://127.0.0.1:8765/runs/{RUN_DONE}"
+
+    page = browser.get("/", {"run": address}).content.decode()
+
+    assert f'value="{address}"' in page
+    assert "Press Track to follow this run." in page
+    assert not TrackedRun.objects.exists(), "a GET tracks nothing"
+    browser.post("/track/", {"run": address})
+    assert TrackedRun.objects.filter(run_id=RUN_DONE).exists()
+
+
+def test_a_bad_run_prefill_says_what_is_wrong_at_once(store: redis.Redis, browser: Client) -> None:
+    page = browser.get("/", {"run": "https://mogplex.com/settings"}).content.decode()
+
+    errors = re.findall(r'<p class="form-error" role="alert">(.*?)</p>', page)
+    assert [html.unescape(e) for e in errors] == [
+        "'https://mogplex.com/settings' is not a Mogplex run id or run URL; paste the UUID from "
+        "`mogplex run --json` (its runId) or the run's web address."
+    ]
+    assert "Press Track" not in page
+
+
+def test_run_prefill_for_a_signed_out_person_survives_sign_in(store: redis.Redis, client: Client) -> None:
+    answer = client.get("/", {"run": RUN_DONE})
+
+    assert answer.status_code == 302
+    assert "next=/%3Frun%3D" in answer["Location"]

@@ -8,6 +8,7 @@ page already shows the current board (see ``selectors.unchanged_page``).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 import zoneinfo
@@ -173,12 +174,17 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     state = selectors.board_state(filter_form.filters())
     zone, tz_problem = _viewer_time_zone(request)
     query = filter_form.query()
+    # ?run= (the bookmarklet) fills the track form in; only its POST changes anything.
+    track_form = TrackRunForm({"run": request.GET["run"]}) if request.GET.get("run") else TrackRunForm()
+    track_form.is_valid()  # a bad prefill shows its sentence at once
     context = {
         **_state_context(state),
         "tz": zone,
         "tz_problem": tz_problem,
         "filter_form": filter_form,
-        "track_form": TrackRunForm(),
+        "track_form": track_form,
+        "track_prefilled": track_form.is_bound,
+        "bookmarklet": _bookmarklet(request),
         "poll_url": reverse("overview") + ("?" + urlencode(query) if query else ""),
         "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
         "filtered": bool(query),
@@ -186,6 +192,16 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     }
     template = "board/overview.html#board" if request.htmx else "board/overview.html"
     return _board_headers(render(request, template, context))
+
+
+def _bookmarklet(request: HttpRequest) -> str:
+    """The "Track on the board" bookmarklet: opens this dashboard with the current page's address as ?run=.
+
+    The board's address is the one this page was reached at (a host Django allows);
+    ``json.dumps`` quotes it as a JavaScript string.
+    """
+    target = request.build_absolute_uri(reverse("overview")) + "?run="
+    return f"javascript:void(open({json.dumps(target)}+encodeURIComponent(location.href)))"
 
 
 @require_POST
@@ -207,6 +223,7 @@ def track_run(request: HttpRequest) -> HttpResponse:
         "tz": zone,
         "filter_form": BoardFilterForm(),
         "track_form": form,
+        "bookmarklet": _bookmarklet(request),
         "poll_url": reverse("overview"),
         "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
         "poll_version": _poll_version(request, state),
