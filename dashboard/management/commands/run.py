@@ -143,7 +143,7 @@ class Command(BaseCommand):
                     "-Q",
                     "celery",
                     "--loglevel",
-                    "INFO",
+                    settings.BOARD_LOG_LEVEL,
                 ],
             )
             # Notifications have a worker of their own (the notify queue): a destination that
