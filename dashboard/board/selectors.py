@@ -39,6 +39,8 @@ KNOWN_RUN_STATUSES = (
 KNOWN_SANDBOX_STATUSES = SANDBOX_STATUSES | {"unknown", unreadable.UNREADABLE}
 # Source states that an operator must fix; each is an item of the attention lane.
 LANE_SOURCE_STATES = frozenset({"unauthorized", "forbidden", "redirect"})
+# Sandboxes that are not doing anything: counted, not listed (unless the viewer asks for them).
+SANDBOX_FOLDED_STATUSES = ("paused", "stopped")
 
 PANELS = ("runs", "sandboxes", "sources")
 # Source states whose data is being refreshed; any other state is a failing source.
@@ -267,6 +269,11 @@ class BoardState:
     # How fresh each source's data is (its live runs and its sandbox list), by source name.
     source_freshness: dict[str, Freshness] = field(default_factory=dict)
     source_names: list[str] = field(default_factory=list)
+    # The sandboxes panel's rows: paused and stopped ones are folded into ``sandboxes_folded``.
+    sandbox_rows: list[JSON] = field(default_factory=list)
+    sandboxes_folded: dict[str, int] = field(default_factory=dict)
+    # Active sandboxes that no tracked run points at (``sandbox_record_id``).
+    untracked_sandboxes: list[JSON] = field(default_factory=list)
 
     @property
     def stale_sources(self) -> list[str]:
@@ -575,6 +582,7 @@ def _sandbox_row(sandbox: Any, now: float) -> JSON:
     row["status_known"] = row["status"] in KNOWN_SANDBOX_STATUSES
     row["problem"] = "error" if row["status"] == "error" else None
     row["resolution"] = problem_resolution(row, row["problem"])
+    row["untracked"] = row["status"] in SANDBOX_UP_STATUSES and not row["tracked_run_id"]
     row["unreadable"] = (
         (row["error"] or "Mogplex sent it in a shape the board cannot read.")
         if row["status"] == unreadable.UNREADABLE
@@ -715,6 +723,10 @@ def board_state(
     shown_sandboxes = [s for s in sandboxes if _matches(s, filters, "repo_name")]
     shown_sandboxes.sort(key=lambda s: (s["status"] not in SANDBOX_UP_STATUSES, str(s.get("id"))))
     lane, resolved, lane_expires_at = attention_lane(shown_runs, shown_sandboxes, sources, now)
+    # Folded unless the viewer filtered for that status, so they can still be listed.
+    fold = [] if filters.status else SANDBOX_FOLDED_STATUSES
+    sandbox_rows = [s for s in shown_sandboxes if s["status"] not in fold]
+    folded = {status: sum(1 for s in shown_sandboxes if s["status"] == status) for status in fold}
 
     fetched = board_fetched(board)
     panels = {name: freshness(fetched.get(name), now, key=name) for name in PANELS}
@@ -744,6 +756,9 @@ def board_state(
         empty=not board,
         problem_sources=problems,
         source_freshness=source_fresh,
+        sandbox_rows=sandbox_rows,
+        sandboxes_folded={status: n for status, n in folded.items() if n},
+        untracked_sandboxes=[s for s in shown_sandboxes if s.get("untracked")],
         source_names=sorted(
             name
             for name in {str(s.get("name") or "") for s in sources}

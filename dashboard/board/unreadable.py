@@ -76,6 +76,7 @@ SANDBOX_FIELDS: dict[str, tuple[type, ...]] = {
             "last_active_at",
             "created_at",
             "error",
+            "tracked_run_id",
             "sig",
         ),
         _TEXT,

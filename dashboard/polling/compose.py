@@ -275,6 +275,12 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
         repos = snapshots.repos_read(name)
         for repo in (repos or {}).get("repos", []):
             repo_names.setdefault(repo["id"], repo["full_name"])
+    runs = board_runs(repo_names, now)
+    # The tracked run that points at each sandbox (the newest tracked wins), if any.
+    tracked_by_sandbox: dict[str, str] = {}
+    for run in sorted(runs, key=lambda r: r.get("tracked_at") or 0.0):
+        if isinstance(run.get("sandbox_record_id"), str):
+            tracked_by_sandbox[run["sandbox_record_id"].lower()] = run["run_id"]
     for name in names:
         record = snapshots.sandboxes_read(name)
         if record is None:
@@ -297,6 +303,7 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
                     "created_at": sandbox.get("created_at"),
                     "error": sandbox.get("error"),
                     "fetched_at": record["fetched_at"],
+                    "tracked_run_id": tracked_by_sandbox.get(str(sandbox.get("id") or "").lower()),
                 }
             )
     sandbox_acks = acknowledgements_read(
@@ -308,7 +315,7 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
         "composed_at": now.timestamp(),
         "heartbeat_at": heartbeat_at if heartbeat_at is not None else snapshots.heartbeat_read(),
         "sources": sources,
-        "runs": board_runs(repo_names, now),
+        "runs": runs,
         "sandboxes": sandboxes,
         "sandboxes_fetched_at": sandboxes_fetched_at,
     }
