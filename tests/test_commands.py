@@ -315,3 +315,16 @@ def test_board_exits_69_when_the_poller_is_silent(board_redis: redis.Redis) -> N
     snapshots.heartbeat_write(time.time())
     code, out, _ = run_command("board", "--json")
     assert code == 64 and json.loads(out)["state"] != "poller_down"
+
+
+def test_notifier_health_follows_the_notifier_heartbeat(board_redis: redis.Redis) -> None:
+    code, _, err = run_command("notifier_health")
+    assert code == 1 and err.strip().startswith("The notifier has not reported yet")
+
+    snapshots.notifier_heartbeat_write(time.time() - 100)
+    code, _, err = run_command("notifier_health")
+    assert code == 1 and "it is stopped or stuck." in err
+
+    snapshots.notifier_heartbeat_write(time.time())
+    code, out, _ = run_command("notifier_health")
+    assert code == 0 and out.startswith("ok: the notifier watched the board")

@@ -70,6 +70,7 @@ def test_the_stack_runs_as_in_production(project: Path) -> None:
         }
     for name in ("worker", "beat"):
         assert services[name]["healthcheck"]["test"] == ["CMD", "python", "manage.py", "poller_health"]
+    assert services["notifier"]["healthcheck"]["test"] == ["CMD", "python", "manage.py", "notifier_health"]
     # Everything but the simulator starts by default; the simulator only with the demo profile.
     assert {name for name, service in services.items() if "profiles" not in service} == {
         "web",

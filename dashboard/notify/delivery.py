@@ -155,9 +155,9 @@ def messages_claim(*, now: datetime) -> list[int]:
     """Mark due messages as being sent (one per destination) and return their ids for the send task."""
     # A message claimed by a worker that died is due again once a send would surely have ended.
     lost = now - timedelta(seconds=settings.BOARD_NOTIFY_TIMEOUT_SECONDS * 3 + 30)
-    NotifyMessage.objects.filter(status=NotifyMessage.Status.SENDING, claimed_at__lt=lost).update(
-        status=NotifyMessage.Status.PENDING
-    )
+    stuck = NotifyMessage.objects.filter(status=NotifyMessage.Status.SENDING, claimed_at__lt=lost)
+    if stuck.exists():
+        stuck.update(status=NotifyMessage.Status.PENDING)
     busy = set(
         NotifyMessage.objects.filter(status=NotifyMessage.Status.SENDING).values_list(
             "destination_id", flat=True
@@ -284,8 +284,9 @@ def destination_test(destination: NotifyDestination) -> tuple[bool, str]:
 def destinations_sync() -> None:
     """One destination row per BOARD_NOTIFY_URLS entry (rules attach to it); rows of removed entries disabled."""
     urls = settings.BOARD_NOTIFY_URLS
+    rows = {row.env_index: row for row in NotifyDestination.objects.filter(env_index__isnull=False)}
     for index, destination in enumerate(urls):
-        row = NotifyDestination.objects.filter(env_index=index).first()
+        row = rows.get(index)
         if row is None:
             NotifyDestination.objects.create(
                 env_index=index,
@@ -295,4 +296,7 @@ def destinations_sync() -> None:
         elif row.kind != destination.kind:
             row.kind = destination.kind
             row.save(update_fields=["kind"])
-    NotifyDestination.objects.filter(Q(env_index__gte=len(urls))).update(enabled=False)
+    removed = NotifyDestination.objects.filter(Q(env_index__gte=len(urls)), enabled=True)
+    # Checked first: an idle pass only reads (on SQLite a write, even of no row, locks the file).
+    if removed.exists():
+        removed.update(enabled=False)
