@@ -130,7 +130,7 @@ def test_one_failing_source_marks_only_its_own_rows_stale(browser: Client, sim: 
 
 
 @pytest.mark.django_db
-def test_the_dashboard_filters_by_source(browser: Client, sim: SimulatorControl) -> None:
+def test_the_dashboard_and_the_wall_filter_by_source(browser: Client, sim: SimulatorControl) -> None:
     runs = {source: _streaming_run(sim, source) for source in (HEALTHY, FAILING)}
     boxes = {source: str(sim.create_sandbox(source, status="running")["id"]) for source in runs}
     _fetch_all(runs)
@@ -141,6 +141,12 @@ def test_the_dashboard_filters_by_source(browser: Client, sim: SimulatorControl)
     assert f'id="run-{runs[HEALTHY]}"' not in html and f'id="sandbox-{boxes[HEALTHY]}"' not in html
     assert f'<option value="{FAILING}" selected>' in html
     assert f'<option value="{HEALTHY}">' in html
+
+    _, raw = DisplayToken.issue(f"lobby-{uuid.uuid4()}")
+    wall = Client().get(f"/kiosk/{raw}/", {"sources": FAILING}).content.decode()
+    assert f'id="wall-run-{runs[FAILING]}"' in wall and f'id="wall-sandbox-{boxes[FAILING]}"' in wall
+    assert f'id="wall-run-{runs[HEALTHY]}"' not in wall and f'id="wall-sandbox-{boxes[HEALTHY]}"' not in wall
+    assert f'<span class="wall-scope wall-sources">{FAILING}</span>' in wall
 
     html = browser.get("/", {"source": "x" * 300}).content.decode()
     assert "The source filter is longer than 200 characters; choose a source from the list." in html
@@ -171,7 +177,7 @@ def test_a_row_turns_stale_on_an_unchanged_poll_when_its_source_does(browser: Cl
     """The board's content stands still, but one source's data ages past the threshold:
     the next poll is not a 204, and only that source's row says STALE."""
     settings.BOARD_STALE_SECONDS = 30
-    now = time.time()
+    now = float(int(time.time())) + 0.5  # ages are whole seconds; keep clear of a boundary
     other = "44444444-5555-4444-8444-444444444444"
     board = board_data.board(
         now,

@@ -141,6 +141,7 @@ class KioskParams:
     tz: zoneinfo.ZoneInfo
     density: str = "comfortable"
     alert: bool = False
+    sources: tuple[str, ...] = ()
 
 
 KIOSK_REFRESH_MIN = 2
@@ -154,6 +155,7 @@ def kiosk_params_parse(query: QueryDict) -> tuple[KioskParams | None, list[str]]
     """Read the kiosk's URL parameters; return the params or the sentences saying what is wrong."""
     problems: list[str] = []
     repos = tuple(r.strip() for r in query.get("repos", "").split(",") if r.strip())
+    sources = tuple(s.strip() for s in query.get("sources", "").split(",") if s.strip())
 
     panels_raw = [p.strip() for p in query.get("panels", "").split(",") if p.strip()]
     unknown = [p for p in panels_raw if p not in KIOSK_PANELS]
@@ -217,6 +219,7 @@ def kiosk_params_parse(query: QueryDict) -> tuple[KioskParams | None, list[str]]
             tz=tz,
             density=density,
             alert=alert == "1",
+            sources=sources,
         ),
         [],
     )

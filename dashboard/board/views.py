@@ -549,7 +549,7 @@ def kiosk(request: HtmxHttpRequest, token: str) -> HttpResponse:
     unchanged = _unchanged(request)
     if unchanged is not None:
         return _unchanged_answer(unchanged)
-    state = selectors.board_state(selectors.BoardFilters(repos=params.repos))
+    state = selectors.board_state(selectors.BoardFilters(repos=params.repos, sources=params.sources))
     context = {
         **_state_context(state),
         "params": params,
