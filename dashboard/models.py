@@ -273,3 +273,21 @@ class Acknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_target_display()} {self.target_id} {self.get_problem_display()} by {self.username}"
+
+
+class BudgetMark(models.Model):
+    """What the board last knew of a source's upstream budget, kept where a Redis restart cannot lose it.
+
+    The request window itself lives in Redis (``dashboard.polling.gate``); this
+    row is its durable shadow, so that a store that comes back empty never lets
+    a source overspend: ``sent_at`` is a time at which the source was sending
+    (written at most every ``gate.MARK_EVERY_SECONDS``), ``paused_until`` the end
+    of the last 429's Retry-After. Epoch seconds, like every time the poller keeps.
+    """
+
+    source = models.CharField(max_length=40, unique=True)
+    sent_at = models.FloatField(default=0.0)
+    paused_until = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return self.source

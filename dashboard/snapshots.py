@@ -18,7 +18,7 @@ Keys (all JSON unless noted):
 - ``board:version``               (string) the composed board's version, for the cheap 204 check
 - ``board:fetched``               ``{key: epoch | null}``: when each freshness badge's data was fetched
 - ``board:heartbeat``             (string) epoch seconds of the poller's last tick
-- ``board:outcomes:<source>``     (hash) upstream requests counted by outcome
+- ``board:outcomes:<source>``     (hash) upstream requests counted by outcome (written by ``polling.gate.settle``)
 - ``board:notifier-heartbeat``    (string) epoch seconds of the notifier's last watch pass
 """
 
@@ -244,13 +244,19 @@ def board_version() -> str | None:
 # --- upstream outcome counters (for /metrics) ----------------------------------------
 
 
+def upstream_outcomes_key(source: str) -> str:
+    """The hash of ``source``'s upstream requests by outcome; the source gate counts each one it settles."""
+    return f"board:outcomes:{source}"
+
+
 def upstream_outcome_count(source: str, outcome: str) -> None:
-    """Count one upstream request of ``source`` by outcome (``ok`` or an error kind)."""
-    redis_client().hincrby(f"board:outcomes:{source}", outcome, 1)
+    """Count one upstream request of ``source`` by outcome (the gate counts in its settle script)."""
+    redis_client().hincrby(upstream_outcomes_key(source), outcome, 1)
 
 
 def upstream_outcomes_read(source: str) -> dict[str, int]:
-    raw = cast(dict[bytes, bytes], redis_client().hgetall(f"board:outcomes:{source}"))
+    """Upstream requests of ``source`` by outcome (``ok`` or an error kind), as counted by the gate."""
+    raw = cast(dict[bytes, bytes], redis_client().hgetall(upstream_outcomes_key(source)))
     return {k.decode(): int(v) for k, v in raw.items()}
 
 

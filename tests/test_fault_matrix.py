@@ -46,14 +46,9 @@ from django.test import Client
 
 from dashboard import snapshots
 from dashboard.models import TrackedRun
-from dashboard.polling import state
-from dashboard.polling.tasks import (
-    COMPOSE_DEBOUNCE_SECONDS,
-    SLOW_RETRY_SECONDS,
-    UNAUTHORIZED_RECHECK_SECONDS,
-    run_lookup,
-    source_blocked_until,
-)
+from dashboard.polling import gate
+from dashboard.polling.gate import SLOW_RETRY_SECONDS, UNAUTHORIZED_RECHECK_SECONDS
+from dashboard.polling.tasks import COMPOSE_DEBOUNCE_SECONDS, run_lookup, source_blocked_until
 from dashboard.simulator.control import SimulatorControl
 from tests.audit import AUDIT
 from tests.pollers import PollerGroup, Pollers
@@ -255,7 +250,7 @@ class Matrix:
             raise AssertionError(
                 f"{exc}: the fault cleared {time.time() - cleared_at:.1f} s ago, the board still holds "
                 f"{source} for {source_blocked_until(source) - time.time():.1f} s "
-                f"({state.backoff_read(source)}); its health: {source_health(source)}"
+                f"({gate.read(source)}); its health: {source_health(source)}"
             ) from None
         return time.time(), blocked
 

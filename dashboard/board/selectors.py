@@ -381,6 +381,8 @@ SOURCE_KEYS = [
     "last_error_at",
     "last_error_kind",
     "paused_until",
+    "next_try_at",
+    "denied_endpoints",
     "budget",
     "budget_used",
     "window_seconds",

@@ -140,6 +140,21 @@ def reltime(context: template.Context, value: Any, suffix: str = " ago") -> Safe
 
 
 @register.simple_tag(takes_context=True)
+def countdown(context: template.Context, value: Any) -> SafeString | str:
+    """``<time>`` with how long until ``value`` ("40s"), counting down as the page script ticks."""
+    epoch = to_epoch(value)
+    moment = None if epoch is None else _moment(epoch, _zone(context))
+    if epoch is None or moment is None:
+        return "—"
+    return format_html(
+        '<time class="tick" datetime="{}" data-epoch="{}" data-until="1">{}</time>',
+        moment.isoformat(timespec="seconds"),
+        f"{epoch:.3f}",
+        age_text(epoch - float(context.get("now") or 0)),
+    )
+
+
+@register.simple_tag(takes_context=True)
 def age_since(context: template.Context, value: Any) -> SafeString | str:
     """How long since ``value`` (an upstream ISO time or epoch), for "running for"; it ticks like ``reltime``."""
     return reltime(context, value, suffix="")

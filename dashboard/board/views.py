@@ -46,7 +46,9 @@ from dashboard.board.forms import (
     quoted,
     time_zone_parse,
 )
+from dashboard.board.templatetags import age_text, status_word
 from dashboard.models import DisplayToken
+from dashboard.polling.gate import REFUSALS, SOURCE_MESSAGES
 
 # last_seen_at is written at most this often per display, so a wall polling every
 # few seconds does not write to the database on every request.
@@ -313,11 +315,42 @@ def sandbox_detail(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
 SANDBOX_LOGS_FRESH_SECONDS = 60
 
 SANDBOX_LOG_ERRORS = {
-    "budget_spent": "The source's request budget is spent for this minute; try again shortly.",
     "not_found": "Mogplex no longer has this sandbox.",
     "forbidden": "The source's token lacks the read scope that sandbox logs need; add it at /settings/api-keys.",
     "unknown_source": "The source that owned this sandbox is no longer configured.",
 }
+
+
+def sandbox_logs_problem(logs: dict[str, Any], now: float) -> str:
+    """Why the last ask for a sandbox's logs brought none: the source's real state, in one or two sentences.
+
+    A refusal by the source gate says what held the request back (a 429's pause,
+    a back-off, the budget); a failed request says the source's state and its
+    sentence, as the sources panel does.
+    """
+    kind = str(logs.get("error_kind") or "")
+    name = str(logs.get("source") or "")
+    refused = str(logs.get("refused") or "")
+    if kind in SANDBOX_LOG_ERRORS and kind != "forbidden":
+        return SANDBOX_LOG_ERRORS[kind]
+    if kind == "forbidden" or refused == "denied":
+        return SANDBOX_LOG_ERRORS["forbidden"]
+    health = snapshots.source_health_read(name) or {}
+    retry_at = float(logs.get("retry_at") or 0) or float(health.get("next_try_at") or 0)
+    later = f" Next try in {age_text(retry_at - now)}." if retry_at > now else ""
+    if kind == "refused" and refused in ("budget", "hold"):
+        return f"Source {name}: {REFUSALS[refused]}.{later}"
+    state = str(health.get("state") or "")
+    if kind != "refused" and kind in SOURCE_MESSAGES:
+        state = kind
+    elif state == "ok" and refused in ("backoff", "probing"):
+        # A first 401 is retried before the source is called unauthorized: say what it was.
+        state = str(health.get("last_error_kind") or "")
+    if state in SOURCE_MESSAGES and state != "ok":
+        message = health.get("message") if health.get("state") == state else None
+        return f"Source {name} is {status_word(state)}: {message or SOURCE_MESSAGES[state]}{later}"
+    reason = REFUSALS.get(refused, "Mogplex did not answer with the logs")
+    return f"Source {name}: {reason}.{later}"
 
 
 @require_GET
@@ -347,9 +380,7 @@ def sandbox_logs(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
                 sandbox_logs_fetch.delay(str(sandbox["source"]), key)
             context["logs_pending"] = True
     elif logs is not None and logs.get("error_kind"):
-        context["logs_error"] = SANDBOX_LOG_ERRORS.get(
-            str(logs["error_kind"]), "Mogplex did not answer with the logs; the source panel says why."
-        )
+        context["logs_error"] = sandbox_logs_problem(logs, now)
     return render(request, "board/sandbox.html#logs", context)
 
 

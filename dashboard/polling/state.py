@@ -1,13 +1,13 @@
-"""The poller's own bookkeeping in Redis, under ``poll:``: what was planned when, back-offs, locks.
+"""The poller's own bookkeeping in Redis, under ``poll:``: what was planned when, lookups, locks.
 
 This is scheduling state, not board data (that lives in ``dashboard.snapshots``).
 Losing it is harmless: every run looks overdue, and the pacing and the budget
-still hold.
+still hold. Whether a source may send (window, pause, back-off) is the source
+gate's (``dashboard.polling.gate``), under ``poll:gate:``.
 
 Keys:
 - ``poll:schedule:<source>``     hash: fetch key (``run:<id>``, ``sandboxes``, ...) -> epoch planned
 - ``poll:next-slot:<source>``    (string) epoch of the source's next paced slot
-- ``poll:backoff:<source>``      JSON ``{until, failures, kind, at}`` after errors; deleted on success
 - ``poll:lookup-tried:<run_id>`` set of sources that answered 404 for a newly tracked run
 - ``poll:lookup-at:<run_id>``    (string) epoch of the last lookup attempt
 - ``poll:lock:<name>``           mutual exclusion of ticks and of fetches of one thing
@@ -16,11 +16,9 @@ Keys:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import cast
 
 from redis.exceptions import LockError
@@ -62,46 +60,6 @@ def next_slot_read(source: str) -> float:
 
 def next_slot_write(source: str, at: float) -> None:
     redis_client().set(f"poll:next-slot:{source}", repr(at), ex=3600)
-
-
-# --- back-off after errors ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """A source's error streak: send nothing before ``until``; ``failures`` in a row of ``kind``.
-
-    ``at`` is when the last of those failures was recorded (0 when unknown).
-    """
-
-    until: float
-    failures: int
-    kind: str
-    at: float = 0.0
-
-
-def backoff_read(source: str) -> Backoff | None:
-    raw = cast(bytes | None, redis_client().get(f"poll:backoff:{source}"))
-    if raw is None:
-        return None
-    data = json.loads(raw)
-    return Backoff(
-        until=float(data["until"]),
-        failures=int(data["failures"]),
-        kind=str(data["kind"]),
-        at=float(data.get("at", 0.0)),
-    )
-
-
-def backoff_write(source: str, backoff: Backoff) -> None:
-    value = json.dumps(
-        {"until": backoff.until, "failures": backoff.failures, "kind": backoff.kind, "at": backoff.at}
-    )
-    redis_client().set(f"poll:backoff:{source}", value, ex=24 * 3600)
-
-
-def backoff_clear(source: str) -> None:
-    redis_client().delete(f"poll:backoff:{source}")
 
 
 # --- lookups of newly tracked runs ----------------------------------------------------------

@@ -1,16 +1,13 @@
-"""The poller's Celery tasks: thin wrappers that own locking, pacing and the retry policy.
+"""The poller's Celery tasks: thin wrappers that own locking, pacing and what to do when a fetch fails.
 
 Tasks carry source names and run ids, never tokens. Each upstream request goes
-through ``_request``: it asks the source's budget first (nothing is sent when
-the answer is no), logs one line (source, endpoint, outcome, duration), and on
-failure applies the policy below to the source's health and back-off:
+through ``_request``, which reads plan -> admit -> call -> settle: the source
+gate (``dashboard.polling.gate``) admits it or refuses it (nothing is sent),
+the client sends it, one line is logged (source, endpoint, outcome, duration),
+and the gate settles the outcome (pause, back-off, probe, the source's health,
+the counters). The task then records what came back, or:
 
-- 5xx, timeouts, protocol errors: exponential back-off with jitter, doubling per
-  attempt (requests already in flight when a failure came back do not count again);
-- 401: retried once soon (upstream also answers 401 when its token lookup
-  hits a database error), then the source is marked unauthorized and retried slowly;
-- 403, 3xx: configuration problems, shown in the source's health, retried slowly;
-- 429: the source is paused until ``Retry-After`` has passed;
+- refused: the fetch goes first in line at the next tick;
 - 404 on a run: the other sources are tried, then the run is marked not_found.
 
 A failing source only ever delays itself; every other source keeps its own pace.
@@ -19,7 +16,6 @@ A failing source only ever delays itself; every other source keeps its own pace.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -32,25 +28,11 @@ from dashboard.celery import app
 from dashboard.history import summaries
 from dashboard.models import TrackedRun
 from dashboard.mogplex.client import MogplexClient
-from dashboard.mogplex.errors import (
-    Forbidden,
-    InvalidId,
-    MogplexError,
-    NotFound,
-    RateLimited,
-    RedirectRefused,
-    Unauthorized,
-)
+from dashboard.mogplex.errors import InvalidId, MogplexError, NotFound
 from dashboard.mogplex.models import AccountUser
-from dashboard.polling import state
-from dashboard.polling.budget import (
-    budget_acquire,
-    budget_pause,
-    budget_paused_until,
-    budget_used,
-    budget_window_seconds,
-)
+from dashboard.polling import gate, state
 from dashboard.polling.compose import board_build, board_publish
+from dashboard.polling.gate import SOURCE_MESSAGES, Refused
 from dashboard.polling.records import (
     EVENTS_LIMIT,
     account_record_update,
@@ -71,37 +53,22 @@ from dashboard.polling.scheduler import (
 )
 from dashboard.polling.sources import UnknownSource, source_client, source_names
 
+__all__ = ["SOURCE_MESSAGES", "Refused"]
+
 logger = logging.getLogger("dashboard.polling")
 _clients = threading.local()
 
 ACCOUNT_REFRESH_SECONDS = 30 * 60
 LOOKUP_RETRY_SECONDS = 2.0
 COMPOSE_DEBOUNCE_SECONDS = 0.25
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 300.0
-SLOW_RETRY_SECONDS = 60.0
-# A 401 is believed on the second one in a row; the first is retried this soon.
-UNAUTHORIZED_RECHECK_SECONDS = 2.0
 FETCH_LOCK_SECONDS = 60.0
-
-SOURCE_MESSAGES = {
-    "ok": "",
-    "unauthorized": "Mogplex rejects this source's token (401); issue a new token and update the configuration.",
-    "forbidden": "The token lacks a scope the board needs (403); issue a token with the 'read' scope.",
-    "rate_limited": "Mogplex rate-limited this token (429); the board waits for Retry-After before trying again.",
-    "unavailable": "Mogplex is failing or unreachable; the board retries with growing pauses.",
-    "timeout": "Mogplex did not answer in time; the board retries with growing pauses.",
-    "protocol": "Mogplex answered with something that is not the v1 API; check MOGPLEX_BASE_URL.",
-    "redirect": "Mogplex answered with a redirect; set MOGPLEX_BASE_URL to the address it redirects to.",
-    "bad_request": "Mogplex rejected a request as malformed; this is a bug in the board.",
-}
 
 
 def policy() -> Policy:
     """The scheduling policy from settings."""
     return Policy(
         budget=settings.MOGPLEX_BUDGET,
-        window=float(budget_window_seconds()),
+        window=float(gate.window_seconds()),
         run_refresh=float(settings.BOARD_RUN_REFRESH_SECONDS),
         sandboxes_refresh=float(settings.BOARD_SANDBOXES_REFRESH_SECONDS),
         repos_refresh=float(settings.BOARD_REPOS_REFRESH_SECONDS),
@@ -110,18 +77,12 @@ def policy() -> Policy:
     )
 
 
-# --- one request, and what its failure does to the source ---------------------------------
-
-
-class Refused(Exception):
-    """The budget said no (or the source is paused or backing off): nothing was sent."""
+# --- one request: admit, call, settle -------------------------------------------------------
 
 
 def source_blocked_until(source: str) -> float:
-    """Epoch until which ``source`` sends nothing (pause after a 429, or back-off after errors), or 0."""
-    paused = budget_paused_until(source) or 0.0
-    backoff = state.backoff_read(source)
-    return max(paused, backoff.until if backoff else 0.0)
+    """Epoch until which ``source`` sends nothing (pause, hold, back-off), or 0."""
+    return gate.blocked_until(source)
 
 
 def _client(source: str) -> MogplexClient:
@@ -135,16 +96,18 @@ def _client(source: str) -> MogplexClient:
 
 
 def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) -> T:
-    """Send one request on ``source`` within its budget; raise ``Refused`` or a ``MogplexError``."""
+    """Send one request on ``source`` if its gate admits it; raise ``Refused`` or a ``MogplexError``."""
     client = _client(source)
     # Asked last thing before sending, so that a pause another worker set
-    # after a 429 a moment ago is seen.
-    if source_blocked_until(source) > time.time() or not budget_acquire(source):
+    # after a 429 a moment ago is seen (the gate decides atomically).
+    admission = gate.admit(source, endpoint)
+    if not admission.admitted:
         # Not sent, so not an upstream request: the client logs each one it sends.
-        logger.debug("fetch source=%s endpoint=%s outcome=refused ms=0", source, endpoint)
-        raise Refused(source)
+        logger.debug(
+            "fetch source=%s endpoint=%s outcome=refused reason=%s ms=0", source, endpoint, admission.reason
+        )
+        raise Refused(source, admission)
     started = time.monotonic()
-    sent_at = time.time()
     try:
         result = call(client)
     except MogplexError as exc:
@@ -158,70 +121,12 @@ def _request[T](source: str, endpoint: str, call: Callable[[MogplexClient], T]) 
             exc.status,
             ms,
         )
-        _source_failed(source, exc, sent_at=sent_at)
+        gate.settle(source, endpoint, admission, exc)
         raise
     ms = round((time.monotonic() - started) * 1000)
     logger.debug("fetch source=%s endpoint=%s outcome=ok ms=%d", source, endpoint, ms)
-    _source_succeeded(source)
+    gate.settle(source, endpoint, admission)
     return result
-
-
-def _source_succeeded(source: str) -> None:
-    state.backoff_clear(source)
-    health = snapshots.source_health_read(source) or {}
-    fields: dict[str, object] = {"last_success_at": time.time()}
-    if health.get("state") != "ok":
-        fields.update(state="ok", message="", paused_until=None)
-    snapshots.source_health_update(source, **fields)
-
-
-def _source_failed(source: str, exc: MogplexError, *, sent_at: float) -> None:
-    now = time.time()
-    previous = state.backoff_read(source)
-    kind = exc.kind
-    if isinstance(exc, NotFound):
-        # A 404 is about one id, not the source: the token worked.
-        _source_succeeded(source)
-        return
-    if isinstance(exc, RateLimited):
-        until = budget_pause(source, exc.retry_after)
-        snapshots.source_health_update(
-            source,
-            state="rate_limited",
-            message=SOURCE_MESSAGES["rate_limited"],
-            paused_until=until,
-            last_error_at=now,
-            last_error_kind=kind,
-        )
-        return
-    if previous is not None and previous.kind == kind and sent_at < previous.at:
-        # This request left before the last failure of its kind came back, so it
-        # belongs to the same attempt: it must not double the back-off (a stalled
-        # upstream answers every request in flight with a timeout at once).
-        snapshots.source_health_update(source, last_error_at=now, last_error_kind=kind)
-        return
-    failures = previous.failures + 1 if previous is not None and previous.kind == kind else 1
-    if isinstance(exc, Unauthorized) and failures < 2:
-        state.backoff_write(source, state.Backoff(now + UNAUTHORIZED_RECHECK_SECONDS, failures, kind, now))
-        snapshots.source_health_update(source, last_error_at=now, last_error_kind=kind)
-        return
-    # Full jitter over an exponential ceiling, so several workers (and several
-    # sources) do not come back in step. A rejected token, a missing scope or a
-    # redirect usually needs the operator, but an upstream that answers so for a
-    # moment (a deploy, a moved load balancer) should not cost a minute, so they
-    # grow from seconds like any other failure, only to a lower ceiling.
-    configuration = isinstance(exc, Unauthorized | Forbidden | RedirectRefused)
-    top = SLOW_RETRY_SECONDS if configuration else BACKOFF_MAX_SECONDS
-    ceiling = min(top, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    state.backoff_write(source, state.Backoff(now + delay, failures, kind, now))
-    snapshots.source_health_update(
-        source,
-        state=kind if kind in SOURCE_MESSAGES else "unavailable",
-        message=SOURCE_MESSAGES.get(kind, str(exc)),
-        last_error_at=now,
-        last_error_kind=kind,
-    )
 
 
 def compose_soon() -> None:
@@ -275,7 +180,8 @@ def _tick_source(source: str, owned: list[tuple[str, str, bool]], now: float, th
     runs = [RunState(run_id, status, marks.get(f"run:{run_id}", 0.0), done) for run_id, status, done in owned]
     wanted = {f"run:{run.run_id}" for run in runs}
     state.schedule_forget(source, [key for key in marks if key.startswith("run:") and key not in wanted])
-    blocked_until = source_blocked_until(source)
+    held = gate.read(source, now=now)
+    blocked_until = held.blocked_until(now)
     plan = plan_source(
         SourceState(
             name=source,
@@ -299,11 +205,12 @@ def _tick_source(source: str, owned: list[tuple[str, str, bool]], now: float, th
         state=health.get("state", "unknown"),
         message=health.get("message", "Not fetched yet."),
         budget=the_policy.budget,
-        budget_used=budget_used(source),
+        budget_used=held.used,
         window_seconds=float(settings.MOGPLEX_BUDGET_WINDOW_SECONDS),
         effective_interval_seconds=round(plan.effective_interval, 1),
         active_runs=plan.active_runs,
-        paused_until=budget_paused_until(source),
+        paused_until=held.paused_until if held.paused_until > now else None,
+        next_try_at=blocked_until or None,
         last_success_at=health.get("last_success_at"),
         last_error_at=health.get("last_error_at"),
         last_error_kind=health.get("last_error_kind"),
@@ -451,8 +358,11 @@ def sandbox_logs_fetch(source: str, sandbox_id: str) -> None:
         record: dict[str, object] = {"sandbox_id": sandbox_id, "source": source, "fetched_at": time.time()}
         try:
             logs = _request(source, "/sandboxes/{id}/logs", lambda client: client.sandbox_logs(sandbox_id))
-        except Refused:
-            record["error_kind"] = "budget_spent"
+        except Refused as refused:
+            # Why nothing was sent, and until when: the page says so in words.
+            record.update(
+                error_kind="refused", refused=refused.admission.reason, retry_at=refused.admission.until
+            )
         except MogplexError as exc:
             record["error_kind"] = exc.kind
         except UnknownSource:

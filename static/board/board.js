@@ -71,7 +71,8 @@
   function tick() {
     var now = serverNow();
     document.querySelectorAll("time.tick[data-epoch]").forEach(function (el) {
-      setText(el, ageText(now - Number(el.dataset.epoch)) + (el.dataset.suffix || ""));
+      var since = now - Number(el.dataset.epoch);
+      setText(el, ageText(el.dataset.until ? -since : since) + (el.dataset.suffix || ""));
     });
     document.querySelectorAll("time[data-clock]").forEach(function (el) { setText(el, clockText(el, now)); });
     var anyStale = false;
