@@ -147,6 +147,12 @@ def test_the_dashboard_and_the_wall_filter_by_source(browser: Client, sim: Simul
     assert f'id="wall-run-{runs[FAILING]}"' in wall and f'id="wall-sandbox-{boxes[FAILING]}"' in wall
     assert f'id="wall-run-{runs[HEALTHY]}"' not in wall and f'id="wall-sandbox-{boxes[HEALTHY]}"' not in wall
     assert f'<span class="wall-scope wall-sources">{FAILING}</span>' in wall
+    refused = Client().get(f"/kiosk/{raw}/", {"sources": f"{FAILING},mallory"})
+    assert refused.status_code == 400
+    assert (
+        f"sources: &#x27;mallory&#x27; is not a configured source; use a comma-separated list of {HEALTHY}, {FAILING}."
+        in refused.content.decode()
+    )
 
     html = browser.get("/", {"source": "x" * 300}).content.decode()
     assert "The source filter is longer than 200 characters; choose a source from the list." in html

@@ -156,6 +156,16 @@ def kiosk_params_parse(query: QueryDict) -> tuple[KioskParams | None, list[str]]
     problems: list[str] = []
     repos = tuple(r.strip() for r in query.get("repos", "").split(",") if r.strip())
     sources = tuple(s.strip() for s in query.get("sources", "").split(",") if s.strip())
+    configured = [source.name for source in settings.MOGPLEX_TOKENS]
+    strangers = [s for s in sources if s not in configured]
+    if strangers:
+        named = ", ".join(quoted(s, 20) for s in strangers[:3]) + (
+            " and others" if len(strangers) > 3 else ""
+        )
+        problems.append(
+            f"sources: {named} {'is not a configured source' if len(strangers) == 1 else 'are not configured sources'}; "
+            f"use a comma-separated list of {', '.join(configured[:10])}."
+        )
 
     panels_raw = [p.strip() for p in query.get("panels", "").split(",") if p.strip()]
     unknown = [p for p in panels_raw if p not in KIOSK_PANELS]
