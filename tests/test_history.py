@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from dashboard.history.search import history_choices_forget
 from dashboard.history.summaries import history_purge, run_summary_write
 from dashboard.models import RunSummary, TrackedRun
 from dashboard.simulator.control import SimulatorControl
@@ -24,6 +25,12 @@ from tests.pollers import Pollers
 from tests.waiting import wait_for
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def fresh_choices() -> None:
+    """Each test's filter lists come from its own runs."""
+    history_choices_forget()
 
 
 @pytest.fixture

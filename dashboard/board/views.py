@@ -36,7 +36,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import discovery, snapshots
-from dashboard.board import acknowledgements, selectors
+from dashboard.board import acknowledgements, run_page, selectors
 from dashboard.board.forms import (
     BoardFilterForm,
     KioskParams,
@@ -240,41 +240,58 @@ def _poll_version(request: HttpRequest, state: selectors.BoardState) -> str:
 
 @require_GET
 @board_login_required
-def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
-    """One run: its full event timeline as last fetched, and links out."""
+def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """One run, live: status, outcome, links and its event timeline, refreshed like the board.
+
+    An htmx poll sends the page's version (``v``); when the run's record would render
+    the same page it is answered 204 with the record's fetch time (``run_page``).
+    """
     record = snapshots.run_read(str(run_id))
     if record is None:
         raise Http404("This run is not tracked, or has not been fetched yet.")
     now = time.time()
-    zone, _ = _viewer_time_zone(request)
+    zone, tz_problem = _viewer_time_zone(request)
+    params, problems = run_page.run_page_params(request.GET)
     record = selectors.with_keys(
         record, ("lookup", "error_kind", "error_at", "pr_url", "events_truncated", "source")
     )
-    run = selectors.run_detail_shape(record.get("run"))
-    events = [selectors.event_shape(e) for e in record.get("events") or []]
     board = snapshots.board_read() or {}
     row = selectors.with_keys(
         next((r for r in board.get("runs", []) if r.get("run_id") == str(run_id)), {}), selectors.RUN_KEYS
     )
     problem = selectors.run_problem(row) if row.get("run_id") else None
+    resolution = selectors.problem_resolution(row, problem)
+    page = run_page.run_page(record, row, params, now, also=[problem, resolution])
+    if request.htmx and request.GET.get("v") == page.version:
+        return _unchanged_answer(selectors.UnchangedPage(fetched=json.dumps(page.fetched)))
+    query = params.query()
     context = {
         "record": record,
         "row": row,
-        "run": run,
+        "run": selectors.run_detail_shape(record.get("run")),
         "run_id": str(run_id),
-        "status": str(run.get("status") or record.get("lookup") or "unknown"),
         "problem": problem,
-        "resolution": selectors.problem_resolution(row, problem),
+        "resolution": resolution,
         "stall_reason": selectors.stall_reason(row),
-        "events": events,
-        "freshness": selectors.freshness(record.get("fetched_at"), now),
+        "page": page,
+        "status": page.status,
+        "events": page.events,
+        "freshness": page.freshness,
+        "params": params,
+        "problems": problems + ([tz_problem] if tz_problem else []),
+        "order_url": reverse("run-detail", args=[run_id])
+        + "?"
+        + urlencode({**query, "order": "oldest" if params.order == "newest" else "newest"}),
+        "poll_url": reverse("run-detail", args=[run_id]) + ("?" + urlencode(query) if query else ""),
+        "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
         "now": now,
         "tz": zone,
         "stale_seconds": settings.BOARD_STALE_SECONDS,
         "app_url": settings.MOGPLEX_APP_URL.rstrip("/") + f"/runs/{run_id}",
         "app_version": selectors.app_version(),
     }
-    return _board_headers(render(request, "board/run.html", context))
+    template = "board/run.html#board" if request.htmx else "board/run.html"
+    return _board_headers(render(request, template, context))
 
 
 def _sandbox_find(sandbox_id: str) -> dict[str, Any] | None:

@@ -7,9 +7,11 @@ sentence saying why, and the others still apply.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from django import forms
@@ -181,20 +183,43 @@ def history_runs(filters: HistoryFilters) -> QuerySet[RunSummary]:
     return runs.order_by("-finished_at", "-id")
 
 
-def history_choices() -> dict[str, list[str]]:
+# How long the filter lists are reused. A DISTINCT over every kept run is a full scan on
+# PostgreSQL (it has no skip scan) and costs more than the rest of the page; a repo or a
+# source that is new appears in the lists within this time.
+CHOICES_SECONDS = 60.0
+_choices_memo: tuple[float, dict[str, list[str]]] | None = None
+_choices_lock = threading.Lock()
+
+
+def history_choices(*, now: float | None = None) -> dict[str, list[str]]:
     """The values each list filter offers: every repo, source, harness and failure code kept."""
+    global _choices_memo
+    now = monotonic() if now is None else now
+    with _choices_lock:
+        if _choices_memo is not None and now - _choices_memo[0] < CHOICES_SECONDS:
+            return _choices_memo[1]
 
     def distinct(name: str) -> list[str]:
         values = RunSummary.objects.order_by(name).values_list(name, flat=True).distinct()
         return [v for v in values if v]
 
-    return {
+    choices = {
         "repos": distinct("repo_name"),
         "sources": distinct("source"),
         "harnesses": distinct("harness"),
         "failures": distinct("failure_code"),
         "statuses": list(HISTORY_STATUSES),
     }
+    with _choices_lock:
+        _choices_memo = (now, choices)
+    return choices
+
+
+def history_choices_forget() -> None:
+    """Make the next page read the lists afresh (tests, and after a purge)."""
+    global _choices_memo
+    with _choices_lock:
+        _choices_memo = None
 
 
 # What an export (and ``board history --json``) gives of each run, in this order.

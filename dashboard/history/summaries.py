@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from dashboard.history.search import history_choices_forget
 from dashboard.models import RunSummary, TrackedRun
 from dashboard.mogplex.failures import failure_reason
 from dashboard.mogplex.models import parse_timestamp
@@ -121,5 +122,6 @@ def history_purge(*, now: datetime | None = None) -> int:
     """Delete the summaries of runs that finished more than ``BOARD_HISTORY_DAYS`` ago; how many."""
     deleted, _ = RunSummary.objects.filter(finished_at__lt=history_cutoff(now)).delete()
     if deleted:
+        history_choices_forget()
         logger.info("history purged=%d older_than_days=%d", deleted, settings.BOARD_HISTORY_DAYS)
     return deleted

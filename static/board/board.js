@@ -271,9 +271,26 @@
 
   // --- keeping the page true --------------------------------------------------------------
 
+  // A payload someone opened stays open across swaps (the new markup has it folded).
+  var openBefore = null;
+  function openDetails() {
+    var out = [];
+    document.querySelectorAll("#board details[open][id]").forEach(function (el) { out.push(el.id); });
+    return out;
+  }
+  function reopenDetails() {
+    if (!openBefore) return;
+    openBefore.forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el && !el.open) el.open = true;
+    });
+    openBefore = null;
+  }
+
   function boardReplacing() {
     sigsBefore = sigs();
     laneBefore = laneIds();
+    openBefore = openDetails();
   }
 
   function boardReplaced() {
@@ -313,7 +330,7 @@
   });
   document.addEventListener("htmx:beforeSwap", function (evt) { if (isBoard(evt)) boardReplacing(); });
   // Fitted as soon as the new markup is in (before the browser paints it), and again once settled.
-  document.addEventListener("htmx:afterSwap", function (evt) { if (isBoard(evt)) fitBoard(); });
+  document.addEventListener("htmx:afterSwap", function (evt) { if (isBoard(evt)) { reopenDetails(); fitBoard(); } });
   document.addEventListener("htmx:afterSettle", function (evt) { if (isBoard(evt)) boardReplaced(); });
   document.addEventListener("htmx:afterRequest", function (evt) {
     var xhr = evt.detail.xhr;
