@@ -37,7 +37,7 @@ HEALTHY, FAILING = "demo", "ada"
 def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
     settings.REDIS_URL = valkey_server
     settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name in (HEALTHY, FAILING)]
-    client.force_login(User.objects.create_user("ada", password="correct horse battery"))
+    client.force_login(User.objects.create(username="ada"))
     yield client
 
 

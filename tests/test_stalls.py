@@ -30,7 +30,7 @@ MINUTE = 60.0
 @pytest.fixture
 def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
     settings.REDIS_URL = valkey_server
-    client.force_login(User.objects.create_user("ada", password="correct horse battery"))
+    client.force_login(User.objects.create(username="ada"))
     yield client
 
 

@@ -29,7 +29,7 @@ from dashboard.simulator.control import SimulatorControl
 def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
     settings.REDIS_URL = valkey_server
     settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
-    client.force_login(User.objects.create_user("ada", password="correct horse battery"))
+    client.force_login(User.objects.create(username="ada"))
     yield client
 
 
