@@ -96,6 +96,8 @@ BOARD_NOTIFY_RETRY_SECONDS = envint("BOARD_NOTIFY_RETRY_SECONDS", 5, minimum=1)
 BOARD_NOTIFY_TIMEOUT_SECONDS = envint("BOARD_NOTIFY_TIMEOUT_SECONDS", 10, minimum=1)
 # How often the notifier reads the board for changes.
 BOARD_NOTIFY_SCAN_SECONDS = envint("BOARD_NOTIFY_SCAN_SECONDS", 2, minimum=1)
+# Sent messages and ended events are forgotten after this many days.
+BOARD_NOTIFY_KEEP_DAYS = envint("BOARD_NOTIFY_KEEP_DAYS", 30, minimum=1)
 
 # --- Secret key --------------------------------------------------------------
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "")

@@ -441,3 +441,33 @@ def test_old_deliveries_are_not_sent_again_by_a_new_watcher(notify: Any, webhook
     NotifyMessage.objects.update(claimed_at=timezone.now() - timedelta(hours=1))
     deliver()
     assert len(webhook.at("/hook")) == 1
+
+
+def test_old_messages_and_ended_events_are_forgotten(notify: Any, webhook: WebhookReceiver) -> None:
+    now = time.time()
+    publish_failure(now)
+    board_data.publish(
+        board_data.board(
+            now,
+            runs=failed_board(now)["runs"],
+            sources=[board_data.source_row("ben", now=now, state="forbidden")],
+        )
+    )
+    deliver()
+    assert NotifyEvent.objects.count() == 2
+    later = timezone.now() + timedelta(days=notify.BOARD_NOTIFY_KEEP_DAYS + 1)
+    NotifyEvent.objects.filter(kind="run_failed").update(open=False)
+    assert delivery.notify_purge(now=later) > 0
+    assert list(NotifyEvent.objects.values_list("kind", flat=True)) == ["source_problem"], (
+        "what is open stays"
+    )
+    assert NotifyMessage.objects.count() == 0
+    # By then the run has left the board; the source is still forbidden.
+    board_data.publish(
+        board_data.board(
+            later.timestamp(), runs=[], sources=[board_data.source_row("ben", now=now, state="forbidden")]
+        ),
+        heartbeat=later.timestamp(),
+    )
+    deliver(later.timestamp())
+    assert len(webhook.at("/hook")) == 1, "nothing is sent again"

@@ -300,3 +300,19 @@ def destinations_sync() -> None:
     # Checked first: an idle pass only reads (on SQLite a write, even of no row, locks the file).
     if removed.exists():
         removed.update(enabled=False)
+
+
+def notify_purge(*, now: datetime) -> int:
+    """Forget events and messages older than ``BOARD_NOTIFY_KEEP_DAYS`` (an open condition is kept); how many."""
+    # Never sooner than a finished run leaves the board, or its failure would be new again.
+    cutoff = now - max(
+        timedelta(days=settings.BOARD_NOTIFY_KEEP_DAYS), timedelta(hours=settings.BOARD_RETENTION_HOURS + 1)
+    )
+    events, _ = NotifyEvent.objects.filter(created_at__lt=cutoff, open=False).delete()
+    old = NotifyMessage.objects.filter(
+        created_at__lt=cutoff, status__in=(NotifyMessage.Status.SENT, NotifyMessage.Status.FAILED)
+    )
+    # Their deliveries go too: a delivery without a message would read as one still to send.
+    NotifyDelivery.objects.filter(message__in=old).delete()
+    messages, _ = old.delete()
+    return events + messages

@@ -63,11 +63,18 @@ def notify_scan_now() -> None:
     notify_scan()
 
 
+PURGE_EVERY_SECONDS = 3600.0
+
+
 def _watch_loop() -> None:
+    purged_at = 0.0
     while True:
         try:
             close_old_connections()
             notify_scan()
+            if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
+                purged_at = time.monotonic()
+                delivery.notify_purge(now=timezone.now())
         except Exception:
             logger.exception("notify watch pass failed; trying again")
         time.sleep(settings.BOARD_NOTIFY_SCAN_SECONDS)

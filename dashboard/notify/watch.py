@@ -16,6 +16,7 @@ the next scan, or after a restart, stores and sends nothing new.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -81,9 +82,12 @@ def _resolution(row: JSON) -> str | None:
 
 
 def board_events(
-    board: JSON | None, heartbeat: float | None, now: float
+    board: JSON | None, heartbeat: float | None, now: float, *, known: Collection[str] = ()
 ) -> tuple[list[Found], dict[str, str]]:
-    """The conditions on the board now, and the failed runs already resolved (run id -> how)."""
+    """The conditions on the board now, and the failed runs already resolved (run id -> how).
+
+    Events whose key is in ``known`` are stored already: their facts are not gathered again.
+    """
     found: list[Found] = []
     resolved: dict[str, str] = {}
     for row in (board or {}).get("runs") or []:
@@ -96,16 +100,26 @@ def board_events(
         stall = row.get("stall_reason")
         if status != "failed" and not (isinstance(stall, str) and stall):
             continue
-        facts = run_facts(row, run_id)
-        common = {"repo": facts["repo"], "source": facts["source"], "subject": run_id}
         if status == "failed":
+            key, kind = f"run_failed:{run_id}", "run_failed"
             how = _resolution(row)
             if how is not None:
                 resolved[run_id] = how
-            found.append(Found(f"run_failed:{run_id}", "run_failed", facts, open=True, **common))
-        elif isinstance(stall, str) and stall:
+        else:
             episode = _text(row.get("updated_at")) or _text(row.get("created_at"))
-            found.append(Found(f"run_stalled:{run_id}:{episode}", "run_stalled", facts, **common))
+            key, kind = f"run_stalled:{run_id}:{episode}", "run_stalled"
+        facts = {} if key in known else run_facts(row, run_id)
+        found.append(
+            Found(
+                key,
+                kind,
+                facts,
+                repo=str(facts.get("repo") or ""),
+                source=str(facts.get("source") or ""),
+                subject=run_id,
+                open=kind == "run_failed",
+            )
+        )
     for source in (board or {}).get("sources") or []:
         if not isinstance(source, dict):
             continue
@@ -145,7 +159,13 @@ def _close(event: NotifyEvent, found: list[Found], kind: str, facts: JSON) -> No
 
 def board_watch(board: JSON | None, heartbeat: float | None, *, now: datetime) -> list[NotifyEvent]:
     """Store what changed since the last scan: new conditions, and the end of those that ended."""
-    found, resolved = board_events(board, heartbeat, now.timestamp())
+    run_ids = [r.get("run_id") for r in (board or {}).get("runs") or [] if isinstance(r, dict)]
+    known = set(
+        NotifyEvent.objects.filter(
+            kind__in=("run_failed", "run_stalled"), subject__in=[str(i) for i in run_ids if i]
+        ).values_list("key", flat=True)
+    )
+    found, resolved = board_events(board, heartbeat, now.timestamp(), known=known)
     open_events = {e.key: e for e in NotifyEvent.objects.filter(open=True)}
     # A failure resolved before the watcher first saw it is not worth two messages.
     found = [
