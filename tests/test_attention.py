@@ -394,7 +394,7 @@ def failing_since_text(html: str) -> str:
 
 def test_the_lane_holds_sources_an_operator_must_fix(browser: Client, wall: str) -> None:
     now = time.time()
-    failed = track("failed", now=now, started_ago=600, ended_ago=30)
+    failed = track("failed", now=now, started_ago=600, ended_ago=5)
     compose_now()
     name = source_names()[0]
     snapshots.source_health_update(
