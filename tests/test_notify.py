@@ -471,3 +471,26 @@ def test_old_messages_and_ended_events_are_forgotten(notify: Any, webhook: Webho
     )
     deliver(later.timestamp())
     assert len(webhook.at("/hook")) == 1, "nothing is sent again"
+
+
+def test_rules_are_edited_in_the_admin(notify: Any, webhook: WebhookReceiver, admin_client: Client) -> None:
+    answer = admin_client.post(
+        "/admin/dashboard/notifydestination/add/",
+        {
+            "name": "web team",
+            "enabled": "on",
+            "new_url": f"json://{webhook.base}/web",
+            **_inline_management(),
+            "rules-TOTAL_FORMS": "1",
+            "rules-0-events": ["run_failed", "failure_resolved"],
+            "rules-0-repos": "acme/web",
+            "rules-0-sources": "",
+        },
+    )
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    rule = NotifyRule.objects.get(destination__name="web team")
+    assert rule.events == ["run_failed", "failure_resolved"] and rule.repos == "acme/web"
+    page = admin_client.get(
+        f"/admin/dashboard/notifydestination/{rule.destination_id}/change/"
+    ).content.decode()
+    assert "a run failed" in page and 'value="acme/web"' in page
