@@ -52,7 +52,11 @@ else:
     BOARD_INGEST_TOKEN = envstr("BOARD_INGEST_TOKEN", "")
 
 BOARD_METRICS_TOKEN = envstr("BOARD_METRICS_TOKEN", "")
-MOGPLEX_APP_URL = envstr("MOGPLEX_APP_URL", MOGPLEX_BASE_URL)
+# Where "Open in Mogplex" points. With the simulator: its web pages, as a browser on this
+# machine reaches them (compose publishes its port; SIMULATOR_URL is the board's way in).
+MOGPLEX_APP_URL = envstr("MOGPLEX_APP_URL").strip() or (
+    f"http://127.0.0.1:{SIMULATOR_PORT}" if MOGPLEX_SIMULATED else MOGPLEX_BASE_URL
+)
 MOGPLEX_CONNECT_TIMEOUT = envint("MOGPLEX_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)
 MOGPLEX_READ_TIMEOUT = envint("MOGPLEX_READ_TIMEOUT_SECONDS", 15, minimum=1)
 

@@ -506,3 +506,21 @@ def test_run_prefill_for_a_signed_out_person_survives_sign_in(store: redis.Redis
 
     assert answer.status_code == 302
     assert "next=/%3Frun%3D" in answer["Location"]
+
+
+def test_a_not_found_row_shows_its_run_id_and_what_to_do(store: redis.Redis, browser: Client) -> None:
+    now = time.time()
+    gone = board_data.run_row(RUN_ACTIVE, "", now=now, lookup="not_found", fetched_at=now - 3600)
+    gone.update(repo_id=None, repo_name=None)
+    board_data.publish(board_data.board(now, runs=[gone]))
+
+    page = browser.get("/").content.decode()
+    row = re.search(rf'<tr id="run-{RUN_ACTIVE}".*?</tr>', page, re.S)
+
+    assert row
+    text = html.unescape(re.sub(r"<[^>]+>", "", row.group(0)))
+    assert f"run {RUN_ACTIVE}" in text and "(repo unknown)" not in text
+    assert (
+        f"No source on this board can see run {RUN_ACTIVE}: check the id, or add a read token of whoever "
+        "started it (MOGPLEX_TOKEN_<NAME>); untrack it in the admin."
+    ) in text

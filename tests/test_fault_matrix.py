@@ -362,7 +362,10 @@ def run_not_found(m: Matrix, case: Case) -> dict[str, float]:
     assert source_health(source).get("state") == "ok"
     run_page = client.get(f"/runs/{run_id}/")
     assert run_page.status_code == 200
-    assert "No configured source owns this run." in page_text(run_page.content.decode())
+    assert (
+        f"No configured source owns run {run_id}: check the id, or add a read token of whoever started it "
+        "(MOGPLEX_TOKEN_<NAME>); untrack it in the admin."
+    ) in page_text(run_page.content.decode())
     healthy_after = m.healthy_fetched_within(FRESH_WITHIN)
 
     # The run is the source's again; tracking it again, as an operator would, brings it back.

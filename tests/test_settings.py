@@ -134,3 +134,29 @@ def test_bad_configuration_stops_start_up_with_one_sentence(env: dict[str, str],
     assert lines[0].startswith("Configuration error:")
     assert sentence in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_open_in_mogplex_lands_on_the_simulator_pages_in_the_demo() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MOGPLEX_", "DJANGO_"))}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="dashboard.settings",
+        # As compose's demo profile has it: .env's empty MOGPLEX_APP_URL, the simulator by service name.
+        MOGPLEX_APP_URL="",
+        SIMULATOR_URL="http://simulator:8765",
+        SIMULATOR_PORT="8765",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.conf import settings; print(settings.MOGPLEX_APP_URL)",
+        ],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.strip() == "http://127.0.0.1:8765", proc.stderr

@@ -1007,3 +1007,27 @@ def test_mcp_and_secret_bearing_routes(api: httpx.Client, tokens: Tokens) -> Non
     assert mcp.status_code == 405 and mcp.headers["allow"] == "POST, OPTIONS"
     assert api.post("/mcp", json={}).status_code == 401  # the proxy lets /mcp through without a bearer
     assert env_vars.status_code == 501 and env_vars.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+# --- the web app's run page (where "Open in Mogplex" lands in the demo) ----------------
+
+
+def test_a_run_has_a_web_page_with_its_status_and_escaped_text(
+    simulator_server: str, sim: SimulatorControl
+) -> None:
+    run = sim.create_run("alice", repo_id=alice_repo(sim), prompt="<script>alert(1)</script> fix it")
+
+    page = httpx.get(f"{simulator_server}/runs/{run['runId']}", timeout=10)
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<h1>Run {run['runId']}</h1>" in page.text
+    assert "<tr><th scope=row>Status</th><td>pending</td></tr>" in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; fix it" in page.text and "<script>" not in page.text
+
+
+def test_an_unknown_run_page_is_a_404_naming_the_run(simulator_server: str) -> None:
+    page = httpx.get(f"{simulator_server}/runs/{MISSING_UUID}", timeout=10)
+
+    assert page.status_code == 404
+    assert f"No run {MISSING_UUID} here." in page.text

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
+from html import escape
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +46,12 @@ HOME_HTML = (
     '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Mogplex (simulator)</title></head>'
     "<body><h1>Mogplex simulator</h1><p>The API is under /api/v1/mogplex; controls under /_sim/.</p>"
     "</body></html>"
+)
+# The web app's run page (not under the API prefix): ``<app>/runs/<runId>``.
+WEB_RUN_PATH = re.compile(r"/runs/([^/]+)")
+RUN_PAGE_HTML = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title} - Mogplex (simulator)</title></head>'
+    "<body><h1>{title}</h1>{body}</body></html>"
 )
 BAD_GATEWAY_HTML = (
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
@@ -264,9 +271,51 @@ class MogplexApi:
             return not_found_html()
         if path == "/login" and method == "GET":
             return HTMLResponse(LOGIN_HTML)
+        web_run = WEB_RUN_PATH.fullmatch(path)
+        if web_run is not None and method == "GET":
+            return self._run_page(web_run.group(1))
         if path == "/" and method == "GET":
             return HTMLResponse(HOME_HTML)
         return not_found_html()
+
+    def _run_page(self, run_id: str) -> Response:
+        """The web app's run page, ``/runs/<id>``: where "Open in Mogplex" and the bookmarklet land in the demo.
+
+        Mogplex's own page needs a signed-in browser; the stand-in shows any run it holds,
+        which is all a demo needs. Every value is escaped (agents write some of them).
+        """
+        run = self.state.runs.get(run_id.lower()) if is_uuid(run_id) else None
+        if run is None:
+            return HTMLResponse(
+                RUN_PAGE_HTML.format(
+                    title="Run not found",
+                    body=f"<p>No run {escape(run_id)} here. Runs the simulator started are listed on the board.</p>",
+                ),
+                status_code=404,
+            )
+        detail = run.detail
+        branch = detail.get("branch") if isinstance(detail.get("branch"), dict) else {}
+        rows = [
+            ("Status", detail.get("status")),
+            ("Repo", detail.get("repoId")),
+            ("Base branch", branch.get("base")),
+            ("Working branch", branch.get("working")),
+            ("Harness", detail.get("harness")),
+            ("Started", detail.get("createdAt")),
+            ("Prompt", run.prompt),
+        ]
+        table = "".join(
+            f"<tr><th scope=row>{escape(name)}</th><td>{escape(str(value))}</td></tr>"
+            for name, value in rows
+            if value not in (None, "")
+        )
+        return HTMLResponse(
+            RUN_PAGE_HTML.format(
+                title=f"Run {escape(run.id)}",
+                body=f"<table>{table}</table><p>{len(run.events)} events. This is the simulator's "
+                "stand-in for the run's page in the Mogplex web app.</p>",
+            )
+        )
 
     @staticmethod
     def _proxy_passes(request: Request) -> bool:
