@@ -294,7 +294,8 @@ class MogplexApi:
                 status_code=404,
             )
         detail = run.detail
-        branch = detail.get("branch") if isinstance(detail.get("branch"), dict) else {}
+        raw_branch = detail.get("branch")
+        branch: dict[str, Any] = raw_branch if isinstance(raw_branch, dict) else {}
         rows = [
             ("Status", detail.get("status")),
             ("Repo", detail.get("repoId")),
