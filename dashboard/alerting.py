@@ -2,10 +2,10 @@
 
 Registered on ``/metrics`` beside the per-source figures in ``dashboard.ops``;
 ``docs/alerts.yml`` holds the rules written on them and
-``docs/grafana-dashboard.json`` a dashboard over them. The board's fields read
-here are the composed board's (``docs/internals.md``): ``status``,
-``stall_reason``, ``acknowledged``, ``fixed_by``, ``finished_at`` on runs and
-``state`` on sources; a field another part does not write yet counts as absent.
+``docs/grafana-dashboard.json`` a dashboard over them. Items needing attention
+and the oldest unresolved failure are the attention lane's, as the pages show it
+(``selectors.board_state``); runs by status, stalled runs (``stall_reason``) and
+sources by state are counted from the composed board's rows.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ SOURCE_STATES = (
     "protocol",
     "redirect",
 )
-# Source states that need the operator (the attention lane shows them).
-SOURCE_PROBLEMS = frozenset({"unauthorized", "forbidden", "redirect"})
 
 
 def _unresolved_failure(run: JSON) -> bool:
@@ -66,14 +64,14 @@ class AlertingCollector(Collector):
             by_status.add_metric([status], count)
         yield by_status
 
-        failures = [r for r in runs if _unresolved_failure(r)]
-        stalled = [r for r in runs if _stalled(r) and not _unresolved_failure(r)]
-        problems = [s for s in sources if s.get("state") in SOURCE_PROBLEMS]
+        # The lane as the board shows it (dashboard.board.selectors owns it): unresolved failed
+        # and stalled runs, errored sandboxes, sources the operator must fix, within the window.
+        lane = selectors.board_state(board=board, now=now).attention
         attention = GaugeMetricFamily(
             "mogplex_board_attention_items",
-            "Items needing attention: unresolved failed runs, stalled runs, sources that need the operator.",
+            "Items in the attention lane: unresolved failed or stalled runs, errored sandboxes, sources to fix.",
         )
-        attention.add_metric([], len(failures) + len(stalled) + len(problems))
+        attention.add_metric([], len(lane))
         yield attention
 
         stalled_runs = GaugeMetricFamily("mogplex_board_stalled_runs", "Runs that stopped making progress.")
@@ -82,14 +80,10 @@ class AlertingCollector(Collector):
 
         oldest = GaugeMetricFamily(
             "mogplex_board_oldest_unresolved_failure_age_seconds",
-            "Seconds since the oldest unresolved failed run ended (0 when there is none).",
+            "Seconds since the oldest unresolved failure in the attention lane began (0 when there is none).",
         )
-        ended = [
-            float(r.get("finished_at") or r.get("tracked_at") or now)
-            for r in failures
-            if isinstance(r.get("finished_at") or r.get("tracked_at"), int | float)
-        ]
-        oldest.add_metric([], max(0.0, now - min(ended)) if ended else 0.0)
+        began = [i.began_at for i in lane if i.problem in ("failed", "error") and i.began_at is not None]
+        oldest.add_metric([], max(0.0, now - min(began)) if began else 0.0)
         yield oldest
 
         by_state = GaugeMetricFamily("mogplex_board_sources", "Sources by state.", labels=["state"])
