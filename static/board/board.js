@@ -18,6 +18,8 @@
   var sigsBefore = null;
   var laneBefore = null;
   window.boardPage = { loadedAt: Date.now(), swaps: 0, fits: 0 };
+  // A refresh never overwrites what someone is typing (an acknowledgement's note).
+  if (window.Idiomorph) window.Idiomorph.defaults.ignoreActiveValue = true;
 
   function board() { return document.getElementById("board"); }
   function serverNow() { return (Date.now() + offsetMs) / 1000; }
