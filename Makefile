@@ -32,10 +32,10 @@ lint: bootstrap
 	$(UV) run ruff format .
 
 # Browser tests drive Debian's Chromium, the compose file is checked with Debian's
-# docker-compose and the alert rules with promtool (Debian's prometheus); install them
-# when we can (as root) and they are missing.
+# docker-compose, the alert rules with promtool (Debian's prometheus) and the docs' shell
+# function with curl; install them when we can (as root) and they are missing.
 browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/docker-compose ] || [ ! -x /usr/bin/promtool ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose prometheus >/dev/null; \
-	  else echo "The tests need Debian's chromium, docker-compose and prometheus: sudo apt-get install chromium docker-compose prometheus"; exit 1; fi; \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/docker-compose ] || [ ! -x /usr/bin/promtool ] || [ ! -x /usr/bin/curl ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose prometheus curl >/dev/null; \
+	  else echo "The tests need Debian's chromium, docker-compose, prometheus and curl: sudo apt-get install chromium docker-compose prometheus curl"; exit 1; fi; \
 	fi
