@@ -4,12 +4,16 @@ Starts Valkey, the simulator, two Celery worker processes (4 threads each; the
 worker wraps ``celery worker`` to time ``poll_tick``, see ``celery_probe.py``)
 and beat. Sources are configured as in a deployment, ``MOGPLEX_BASE_URL`` and
 ``MOGPLEX_TOKEN_T00`` ... ``MOGPLEX_TOKEN_T49``, and the same tokens are
-registered in the simulator, each for its own user with 10 streaming runs. The
-rate window is the real one (60 s, budget 50, simulator limit 60) unless
+registered in the simulator, each for its own user with 10 streaming runs,
+each on one of that user's repos and tracked with its ``repoId`` (as ingest
+registers ``mogplex run --json`` output; ``--without-repo-ids`` tracks bare ids,
+the old way). The rate window is the real one (60 s, budget 50, simulator limit 60) unless
 ``--window`` compresses it; runs are refreshed at most every
 BOARD_RUN_REFRESH_SECONDS (10 s, the default).
 
 Figures, from the simulator's request record and the board snapshot:
+- discovery: requests spent finding the runs (per new run; target <= 1.2 with
+  repo ids) and the time until all are on the board;
 - per token, the most requests in any rolling window (target <= budget) and 429s;
 - per run, the staleness a viewer sees on average (sum of squared poll
   intervals / twice their sum) against the bound of ``freshness.py``,
@@ -19,6 +23,7 @@ Figures, from the simulator's request record and the board snapshot:
   for context, CPU of the beat and worker processes from /proc).
 
     .venv/bin/python bench/scale.py [--tokens 50] [--runs-per-token 10] [--seconds 180] [--window 60]
+        [--without-repo-ids]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import random
 import statistics
 import time
+import uuid
 from collections import defaultdict
 from datetime import datetime
 
@@ -54,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180, help="measured time after every run is found")
     parser.add_argument("--window", type=int, default=60, help="rate window in seconds (60 = real time)")
     parser.add_argument("--changes-per-second", type=float, default=1.0)
+    parser.add_argument("--without-repo-ids", action="store_true", help="track bare run ids (no repoId)")
     args = parser.parse_args()
 
     names = [f"t{n:02d}" for n in range(args.tokens)]
@@ -67,20 +74,24 @@ def main() -> None:
         env={"BOARD_RUN_REFRESH_SECONDS": str(REFRESH)},
     ) as stack:
         from dashboard import snapshots
+        from dashboard.discovery import RunRef, run_track
         from dashboard.models import TrackedRun
 
         sim = stack.start_simulator()
         owner: dict[str, str] = {}
         statuses: dict[str, str] = {}
-        rows = []
+        refs = []
         for name in names:
-            for _ in range(k):
-                run_id = sim.create_run(name)["runId"]
+            repos = [repo["id"] for repo in sim.repos(name) if not repo.get("hidden")]
+            for n in range(k):
+                repo_id = repos[n % len(repos)]
+                run_id = sim.create_run(name, repo_id=repo_id)["runId"]
                 sim.set_run_status(run_id, "streaming")
                 owner[run_id] = name
                 statuses[run_id] = "streaming"
-                rows.append(TrackedRun(run_id=run_id, via=TrackedRun.Via.COMMAND))
-        TrackedRun.objects.bulk_create(rows)
+                refs.append(RunRef(uuid.UUID(run_id), None if args.without_repo_ids else uuid.UUID(repo_id)))
+        # As ingest registers them: all at once, with the repo when known.
+        run_track(run_ids=refs, via=TrackedRun.Via.INGEST)
         began = time.time()
         stack.start_poller(workers=2, concurrency=4, worker_module="bench.celery_probe")
         total = len(owner)
@@ -148,6 +159,18 @@ def main() -> None:
             if r["path"].endswith("/events") and started_at <= r["time"] <= ended_at:
                 polls[r["path"].rsplit("/", 2)[-2]].append(r["time"])
     not_found = sum(1 for r in records if r["token_name"] in tokens and r["status"] == 404)
+    # Every request for a run before the board first had it: its lookups (404s and the one that found it).
+    first_found: dict[str, float] = {}
+    for r in records:
+        if r["token_name"] in tokens and r["path"].endswith("/events") and r["status"] == 200:
+            first_found.setdefault(r["path"].rsplit("/", 2)[-2], r["time"])
+    lookups = sum(
+        1
+        for r in records
+        if r["token_name"] in tokens
+        and r["path"].endswith("/events")
+        and r["time"] <= first_found.get(r["path"].rsplit("/", 2)[-2], float("inf"))
+    )
     peaks = {name: max_in_window(by_token[name], args.window) for name in names}
     staleness = []
     for run_id in owner:
@@ -164,7 +187,11 @@ def main() -> None:
         f"budget {BUDGET} per {args.window} s window (simulator limit 60); R = {REFRESH} s; "
         f"2 workers x 4 threads; all runs on the board {found_after:.0f} s after start; measured {minutes:.1f} min"
     )
-    print(f"discovery: {not_found} lookups answered 404 (a run tried on tokens that do not own it)")
+    print(
+        f"discovery ({'bare run ids' if args.without_repo_ids else 'with repoId'}): {lookups} requests to find "
+        f"{len(owner)} runs = {lookups / len(owner):.2f} per new run (target <= 1.2); {not_found} answered 404; "
+        f"all on the board {found_after:.0f} s after start"
+    )
     print(
         f"budget: max requests in any {args.window} s window per token: max {max(peaks.values())}, "
         f"median {statistics.median(peaks.values()):.0f} (budget {BUDGET}); tokens over budget: "

@@ -39,6 +39,12 @@ class TrackedRun(models.Model):
         null=True, blank=True, help_text="When the board first saw it terminal."
     )
     final_fetch_done = models.BooleanField(default=False)
+    repo_id = models.UUIDField(
+        null=True, blank=True, help_text="The run's repo, when its registration said (repoId)."
+    )
+    source_hint = models.CharField(
+        max_length=40, blank=True, help_text="The source its registration named; it is asked first."
+    )
 
     class Meta:
         ordering = ["-tracked_at"]

@@ -78,6 +78,13 @@ BOARD_ATTENTION_HOURS = envint("BOARD_ATTENTION_HOURS", 8, minimum=1)
 # A failure is resolved by a later success on the same repo and base branch.
 BOARD_SUPERSEDE_FAILURES = envbool("BOARD_SUPERSEDE_FAILURES", True)
 BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
+# While newly registered runs wait to be looked up, this share of each token's requests is kept for the
+# lookups (they also take any request nothing else wants); known runs keep the rest.
+BOARD_LOOKUP_SHARE_PERCENT = envint("BOARD_LOOKUP_SHARE_PERCENT", 20, minimum=1, maximum=50)
+# Ingest refuses (429) a request registering more new runs than this, and more than
+# BOARD_INGEST_RUNS_PER_HOUR new runs in any hour: more than a team plausibly starts.
+BOARD_INGEST_MAX_RUNS = envint("BOARD_INGEST_MAX_RUNS", 100, minimum=1)
+BOARD_INGEST_RUNS_PER_HOUR = envint("BOARD_INGEST_RUNS_PER_HOUR", 600, minimum=1)
 # The page code's version; pages that see it change reload themselves. Unset: a hash of templates and static files.
 BOARD_APP_VERSION = envstr("BOARD_APP_VERSION", "")
 # The board's address as people and wall screens reach it (kiosk_link prints URLs under it).

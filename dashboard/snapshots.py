@@ -118,6 +118,24 @@ def repos_read(source: str) -> JSON | None:
     return _get(f"board:repos:{source}")
 
 
+def repos_read_many(sources: Iterable[str]) -> dict[str, JSON]:
+    """Several sources' repo records in one round trip; sources never fetched are left out."""
+    names = list(sources)
+    if not names:
+        return {}
+    raws = cast(list[bytes | None], redis_client().mget([f"board:repos:{name}" for name in names]))
+    return {n: cast(JSON, json.loads(raw)) for n, raw in zip(names, raws, strict=True) if raw is not None}
+
+
+def source_healths_read(sources: Iterable[str]) -> dict[str, JSON]:
+    """Several sources' health records in one round trip; missing ones are left out."""
+    names = list(sources)
+    if not names:
+        return {}
+    raws = cast(list[bytes | None], redis_client().mget([f"board:source:{name}" for name in names]))
+    return {n: cast(JSON, json.loads(raw)) for n, raw in zip(names, raws, strict=True) if raw is not None}
+
+
 def account_write(source: str, account: JSON) -> None:
     """Account readiness: ``{"fetched_at", "user": {...} | None, "models": int | None}``."""
     _set(f"board:account:{source}", account)

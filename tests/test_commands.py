@@ -82,6 +82,23 @@ def test_track_reads_mogplex_run_json_from_stdin() -> None:
 
 
 @pytest.mark.django_db
+def test_track_keeps_the_repo_and_the_named_source_for_the_lookup() -> None:
+    printed = json.dumps({"runId": RUN, "repoId": OTHER, "status": "pending"}) + "\n"
+
+    code, _, _ = run_command("track", "--source", "ada", "-", stdin=printed)
+
+    assert code == 0
+    row = TrackedRun.objects.get(run_id=RUN)
+    assert (str(row.repo_id), row.source_hint) == (OTHER, "ada")
+    code, _, err = run_command("track", "--source", "nobody", OTHER)
+    assert code == 2
+    assert err.strip().startswith(
+        "No source is named 'nobody'; name one of the configured sources (demo, ada"
+    )
+    assert not TrackedRun.objects.filter(run_id=OTHER).exists()
+
+
+@pytest.mark.django_db
 def test_track_reads_one_id_or_address_per_line_from_stdin() -> None:
     code, out, _ = run_command("track", "-", stdin=f"{RUN}\nhttps://www.mogplex.com/runs/{OTHER}\n\n")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -11,8 +10,10 @@ import pytest
 
 from dashboard.discovery import (
     InvalidRunInput,
+    RunRef,
     run_id_parse,
     run_ids_read,
+    run_refs_read,
     run_track,
     runs_from_cli_json,
 )
@@ -229,26 +230,36 @@ def test_run_track_rejects_an_unknown_channel() -> None:
 
 
 @pytest.mark.django_db
-def test_new_runs_are_handed_to_the_poller_after_commit(
-    django_capture_on_commit_callbacks: Callable[..., Any], redis_db: Any
-) -> None:
-    # Whether or not the poller's task exists yet, queueing never loses the row:
-    # the scheduler also picks up lookup=new rows.
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        result = run_track(run_ids=[RUN], via=TrackedRun.Via.COMMAND)
+def test_the_repo_a_registration_names_is_kept_for_the_lookup() -> None:
+    text = json.dumps(cli_run(RUN)) + "\n" + json.dumps({"run_ids": [OTHER], "repo_id": RUN}) + "\n"
+    assert run_refs_read(text) == [RunRef(RUN_UUID, UUID(THIRD)), RunRef(UUID(OTHER), RUN_UUID)]
 
-    assert len(callbacks) == 1
-    assert result.tracked == (RUN_UUID,)
-    assert TrackedRun.objects.get(run_id=RUN).lookup == "new"
+    run_track(run_ids=run_refs_read(text), via=TrackedRun.Via.INGEST)
+
+    assert TrackedRun.objects.get(run_id=RUN).repo_id == UUID(THIRD)
+    assert TrackedRun.objects.get(run_id=OTHER).repo_id == RUN_UUID
+
+
+def test_a_repo_id_that_is_not_a_uuid_is_only_a_missing_hint() -> None:
+    assert run_refs_read(json.dumps(cli_run(RUN, repoId="acme/api"))) == [RunRef(RUN_UUID, None)]
 
 
 @pytest.mark.django_db
-def test_nothing_is_queued_when_every_run_was_already_tracked(
-    django_capture_on_commit_callbacks: Callable[..., Any],
-) -> None:
-    run_track(run_ids=[RUN], via=TrackedRun.Via.COMMAND)
+def test_tracking_again_with_a_repo_fills_it_in() -> None:
+    run_track(run_ids=[RUN], via=TrackedRun.Via.FORM)
+    run_track(run_ids=[RunRef(RUN_UUID, UUID(THIRD))], via=TrackedRun.Via.INGEST, source="ada")
+    row = TrackedRun.objects.get(run_id=RUN)
+    assert (row.repo_id, row.source_hint, row.via) == (UUID(THIRD), "ada", "form")
 
-    with django_capture_on_commit_callbacks() as callbacks:
-        run_track(run_ids=[RUN], via=TrackedRun.Via.COMMAND)
 
-    assert callbacks == []
+@pytest.mark.django_db
+def test_a_named_source_is_kept_and_an_unknown_one_refused_with_one_sentence() -> None:
+    run_track(run_ids=[RUN], via=TrackedRun.Via.COMMAND, source="ben")
+    assert TrackedRun.objects.get(run_id=RUN).source_hint == "ben"
+
+    with pytest.raises(InvalidRunInput) as caught:
+        run_track(run_ids=[OTHER], via=TrackedRun.Via.COMMAND, source="carol")
+    assert str(caught.value) == (
+        "No source is named 'carol'; name one of the configured sources (demo, ada, ben, cleo, dev, eve) or leave it out."
+    )
+    assert not TrackedRun.objects.filter(run_id=OTHER).exists()

@@ -48,7 +48,7 @@ from dashboard import snapshots
 from dashboard.models import TrackedRun
 from dashboard.polling import gate
 from dashboard.polling.gate import SLOW_RETRY_SECONDS, UNAUTHORIZED_RECHECK_SECONDS
-from dashboard.polling.tasks import COMPOSE_DEBOUNCE_SECONDS, run_lookup, source_blocked_until
+from dashboard.polling.tasks import COMPOSE_DEBOUNCE_SECONDS, source_blocked_until
 from dashboard.simulator.control import SimulatorControl
 from tests.audit import AUDIT
 from tests.pollers import PollerGroup, Pollers
@@ -598,7 +598,6 @@ def _start_runs(
 def _track_and_wait(run_ids: list[str], sources: list[str], group: PollerGroup) -> None:
     for run_id in run_ids:
         TrackedRun.objects.create(run_id=run_id, via=TrackedRun.Via.COMMAND)
-        run_lookup.delay(run_id)
 
     def all_fresh() -> bool:
         shown = board()

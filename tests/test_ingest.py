@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import redis
 from django.test import Client
 from pytest_django.fixtures import Settings
 
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def ingest_enabled(settings: Settings) -> None:
+def ingest_enabled(settings: Settings, redis_db: redis.Redis) -> None:
+    """Ingest on, and an empty Redis: the hourly count of new runs starts at zero."""
     settings.BOARD_INGEST_TOKEN = INGEST_TOKEN
 
 
@@ -142,3 +144,71 @@ def test_the_token_is_never_echoed(client: Client) -> None:
     for response in (post(client, "{oops"), post(client, json.dumps({"runId": RUN}))):
         assert INGEST_TOKEN not in response.content.decode()
         assert all(INGEST_TOKEN not in value for value in response.headers.values())
+
+
+def _ids(n: int, start: int = 0) -> list[str]:
+    return [str(UUID(int=start + i + 1)) for i in range(n)]
+
+
+def test_a_flood_of_new_runs_in_one_request_is_refused_with_429(client: Client, settings: Settings) -> None:
+    settings.BOARD_INGEST_MAX_RUNS = 100
+    response = post(client, json.dumps({"run_ids": _ids(300)}))
+
+    assert response.status_code == 429
+    assert response.json() == {
+        "error": "This request would register 300 new runs, more than the 100 a team plausibly starts at once "
+        "(BOARD_INGEST_MAX_RUNS); nothing was tracked. Check the CI job, or send them in smaller batches."
+    }
+    assert response["Retry-After"] == "60"
+    assert TrackedRun.objects.count() == 0
+    # Runs the board already tracks do not count: re-sending a batch is never refused.
+    assert post(client, json.dumps({"run_ids": _ids(100)})).status_code == 201
+    assert post(client, json.dumps({"run_ids": _ids(100) + _ids(50, 100)})).status_code == 201
+
+
+def test_more_new_runs_in_an_hour_than_a_team_starts_are_refused(client: Client, settings: Settings) -> None:
+    settings.BOARD_INGEST_RUNS_PER_HOUR = 150
+    assert post(client, json.dumps({"run_ids": _ids(100)})).status_code == 201
+
+    response = post(client, json.dumps({"run_ids": _ids(60, 100)}))
+
+    assert response.status_code == 429
+    message = response.json()["error"]
+    assert message.startswith(
+        "Ingest has registered 100 new runs in the last hour; 60 more would pass the 150 a team plausibly "
+        "starts (BOARD_INGEST_RUNS_PER_HOUR), so nothing was tracked. Check the CI job that sends them, "
+        "or try again in "
+    )
+    assert 3500 <= int(response["Retry-After"]) <= 3600
+    assert TrackedRun.objects.count() == 100
+    assert post(client, json.dumps({"run_ids": _ids(50, 100)})).status_code == 201
+
+
+def test_the_repo_and_a_named_source_are_kept_for_the_lookup(client: Client) -> None:
+    body = json.dumps({"runId": RUN, "repoId": OTHER, "status": "pending"})
+
+    response = client.post(
+        "/ingest/runs?source=ada",
+        body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+    )
+
+    assert response.status_code == 201
+    row = TrackedRun.objects.get(run_id=RUN)
+    assert (row.repo_id, row.source_hint) == (UUID(OTHER), "ada")
+
+
+def test_an_unknown_source_is_refused_and_changes_nothing(client: Client) -> None:
+    response = client.post(
+        "/ingest/runs?source=nobody",
+        json.dumps({"runId": RUN}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "No source is named 'nobody'; name one of the configured sources"
+    )
+    assert TrackedRun.objects.count() == 0

@@ -251,4 +251,8 @@ def test_kiosk_and_overview_render_runs_not_fetched_yet(
     client.force_login(admin)
     overview = client.get("/")
     assert overview.status_code == 200
-    assert f'id="run-{RUN_ACTIVE}"' in overview.content.decode()
+    # A run no source has claimed yet is not running: it is counted on one line, not shown as a row.
+    assert f'id="run-{RUN_ACTIVE}"' not in overview.content.decode()
+    assert "1 run being looked up" in overview.content.decode()
+    assert f'id="wall-run-{RUN_ACTIVE}"' not in html
+    assert "1 run being looked up" in html

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from dashboard.polling.scheduler import (
-    PendingLookup,
     Policy,
     RunState,
     SourceState,
     due_fetches,
     effective_run_interval,
-    plan_lookups,
+    lookup_sources,
     plan_source,
 )
 
@@ -83,10 +82,12 @@ def test_requests_are_paced_evenly_not_burst() -> None:
 
 def test_the_next_tick_continues_from_the_next_slot_without_bursting_to_catch_up() -> None:
     runs = [RunState(f"r{i}", "streaming") for i in range(10)]
+    # A plan reaches four slots ahead (4.8 s at 50 per 60 s), continuing from the next slot.
     plan = plan_source(SourceState("a", NOW, runs=runs, next_slot_at=NOW + 0.9, **_fresh_lists()), POLICY)
-    assert [fetch.at for fetch in plan.fetches] == [NOW + 0.9]
+    assert [fetch.at for fetch in plan.fetches] == pytest.approx([NOW + 0.9 + 1.2 * i for i in range(4)])
+    assert plan.replan_at == pytest.approx(NOW + 0.9 + 4 * 1.2)
     idle = plan_source(SourceState("a", NOW, runs=runs, next_slot_at=NOW - 30, **_fresh_lists()), POLICY)
-    assert [fetch.at for fetch in idle.fetches] == [NOW]
+    assert [fetch.at for fetch in idle.fetches] == pytest.approx([NOW + 1.2 * i for i in range(4)])
 
 
 def test_nothing_is_planned_while_the_source_is_paused() -> None:
@@ -135,10 +136,90 @@ def test_the_effective_interval_is_the_refresh_until_the_budget_runs_out() -> No
     assert effective_run_interval(60, POLICY) == pytest.approx(60 * 60 / (50 - 2 - 0.1 - 2 * 60 / 1800))
 
 
-def test_lookups_start_at_once_and_retry_after_a_pause() -> None:
-    pending = [
-        PendingLookup("never"),
-        PendingLookup("just-now", NOW - 0.5),
-        PendingLookup("earlier", NOW - 5),
-    ]
-    assert plan_lookups(pending, NOW, retry_after=2.0) == ["never", "earlier"]
+def test_a_source_with_nothing_due_is_planned_again_when_something_falls_due() -> None:
+    runs = [RunState("r1", "streaming", NOW - 8)]
+    plan = plan_source(SourceState("a", NOW, runs=runs, **_fresh_lists()), POLICY)
+    assert plan.fetches == []
+    assert plan.replan_at == pytest.approx(NOW + 2)
+    quiet = plan_source(
+        SourceState("a", NOW, runs=[RunState("r1", "success", NOW - 8, True)], **_fresh_lists()), POLICY
+    )
+    # Nothing will fall due for minutes: planned again within a few seconds anyway, for its health.
+    assert quiet.replan_at == NOW + 5
+
+
+def _simulate(
+    runs: int, lookups: int, seconds: int, policy: Policy = POLICY
+) -> tuple[dict[str, list[float]], list[float]]:
+    """Plan a source once a second: each run's fetch times, and the lookups' times."""
+    last = {f"r{i}": 0.0 for i in range(runs)}
+    waiting = [f"new{i}" for i in range(lookups)]
+    fetched: dict[str, list[float]] = {run_id: [] for run_id in last}
+    looked: list[float] = []
+    next_slot = 0.0
+    lists = {"sandboxes_at": NOW, "repos_at": NOW, "account_at": NOW}
+    for second in range(seconds):
+        state = SourceState(
+            "a",
+            NOW + second,
+            runs=[RunState(run_id, "streaming", at) for run_id, at in last.items()],
+            next_slot_at=next_slot,
+            lookups=tuple(waiting),
+            **lists,
+        )
+        plan = plan_source(state, policy)
+        next_slot = plan.next_slot_at
+        for fetch in plan.fetches:
+            if fetch.kind == "run_events":
+                assert fetch.run_id is not None
+                last[fetch.run_id] = fetch.at
+                fetched[fetch.run_id].append(fetch.at)
+            elif fetch.kind == "lookup":
+                waiting.remove(str(fetch.run_id))
+                looked.append(fetch.at)
+            else:
+                lists[f"{fetch.kind}_at"] = fetch.at
+    return fetched, looked
+
+
+def _mean_interval(fetched: dict[str, list[float]]) -> float:
+    intervals = [b - a for times in fetched.values() for a, b in zip(times, times[1:], strict=False)]
+    return sum(intervals) / len(intervals)
+
+
+def test_a_burst_of_lookups_leaves_known_runs_their_refresh() -> None:
+    quiet, _ = _simulate(runs=5, lookups=0, seconds=300)
+    burst, looked = _simulate(runs=5, lookups=300, seconds=300)
+    # At most a slot later now and then (a slot kept for lookups, or one a lookup took just before).
+    assert _mean_interval(burst) <= 1.25 * _mean_interval(quiet)
+    # Lookups took the requests the runs left: 50 per minute less the runs' 30 and the lists'.
+    assert 60 <= len(looked) <= 100
+
+
+def test_lookups_keep_their_share_when_the_runs_want_the_whole_budget() -> None:
+    crowded, looked = _simulate(runs=100, lookups=300, seconds=300)
+    share = len(looked) / (len(looked) + sum(len(times) for times in crowded.values()))
+    assert share == pytest.approx(POLICY.lookup_share, abs=0.02)
+    assert effective_run_interval(100, POLICY, lookups_waiting=True) == pytest.approx(
+        effective_run_interval(100, POLICY) / (1 - POLICY.lookup_share)
+    )
+
+
+SOURCES = ["ada", "ben", "cleo", "dev"]
+
+
+def test_a_named_source_is_asked_alone_first() -> None:
+    assert lookup_sources(SOURCES, tried=(), named="cleo", repo_owners=["ben"]) == ["cleo"]
+    # Once it answered 404, the repo's owners come next, and then everyone else.
+    assert lookup_sources(SOURCES, tried=["cleo"], named="cleo", repo_owners=["ben"]) == ["ben"]
+    assert lookup_sources(SOURCES, tried=["cleo", "ben"], named="cleo", repo_owners=["ben"]) == ["ada", "dev"]
+
+
+def test_a_run_with_a_repo_goes_to_the_sources_that_hold_it() -> None:
+    assert lookup_sources(
+        SOURCES, tried=(), repo_owners=["dev"], repos_unknown=["ada"], wait_for_repos=True
+    ) == ["dev"]
+    # No known list holds the repo: wait while some lists are unknown, then ask everyone.
+    assert lookup_sources(SOURCES, tried=(), repos_unknown=["ada"], wait_for_repos=True) == []
+    assert lookup_sources(SOURCES, tried=(), repos_unknown=["ada"], wait_for_repos=False) == SOURCES
+    assert lookup_sources(SOURCES, tried=SOURCES) == []

@@ -288,6 +288,8 @@ class BoardState:
     unknown_runs: list[JSON] = field(default_factory=list)
     # When the first failure in the lane leaves it (BOARD_ATTENTION_HOURS); 0: none will.
     lane_expires_at: float = 0.0
+    # Tracked runs no source has claimed yet: not running, only being looked up (one collapsed line).
+    looking_up: int = 0
 
     @property
     def stale_flags(self) -> str:
@@ -388,6 +390,8 @@ SOURCE_KEYS = [
     "window_seconds",
     "effective_interval_seconds",
     "active_runs",
+    "lookups_waiting",
+    "lookup_share_percent",
 ]
 RUN_DETAIL_KEYS = [
     "run_id",
@@ -543,6 +547,11 @@ def failing_since(lane: list[LaneItem]) -> list[tuple[str, float | None]]:
         known = [t for t in (since.get(repo), item.began_at) if t is not None]
         since[repo] = min(known) if known else None
     return sorted(since.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0))
+
+
+def _being_looked_up(row: JSON) -> bool:
+    """A tracked run no source has claimed yet (and no status seen): shown as "being looked up", not running."""
+    return row.get("lookup") == "new" and not row.get("source") and row.get("status") in ("unknown", "")
 
 
 def _run_row(run: Any, now: float) -> JSON:
@@ -715,7 +724,13 @@ def board_state(
     shown_runs = _sort_runs([r for r in runs if _matches(r, filters, "repo_name")], filters.sort)
     # Not yet fetched ("unknown") and unreadable runs stay with the active ones, as before;
     # a status Mogplex sent that the board does not know is neither active nor finished.
-    active = [r for r in shown_runs if r["status_known"] and r["status"] not in ENDED_RUN_STATUSES]
+    # A run no source has claimed yet is only being looked up: one collapsed line, not a row.
+    looking_up = [r for r in shown_runs if _being_looked_up(r)]
+    active = [
+        r
+        for r in shown_runs
+        if r["status_known"] and r["status"] not in ENDED_RUN_STATUSES and not _being_looked_up(r)
+    ]
     unknown = [r for r in shown_runs if not r["status_known"]]
     finished = [r for r in shown_runs if r["status"] in ENDED_RUN_STATUSES]
     # Unresolved failures first among the finished, most recently finished next.
@@ -772,6 +787,7 @@ def board_state(
         failing_since=failing_since(lane),
         unknown_runs=unknown,
         lane_expires_at=lane_expires_at,
+        looking_up=len(looking_up),
     )
 
 

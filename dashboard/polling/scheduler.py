@@ -14,8 +14,22 @@ Per source and per tick, ``plan_source`` picks what is due, in priority order:
 
 Requests are paced, not burst: the budget is spread evenly over the window
 (one slot every ``window / budget`` seconds), and each planned fetch carries
-the time of its slot. Newly tracked runs are not paced here: ``plan_lookups``
-says which ones to look up, and the lookup asks each source's budget in turn.
+the time of its slot.
+
+Lookups of newly tracked runs (``/runs/{id}/events`` on a source that may own
+the run) are paced the same way and take a bounded share of each source's
+budget: while lookups wait, every ``1 / lookup_share``-th slot is theirs, and
+they also take any slot nothing else wants. Known runs therefore keep their
+refresh (at most ``1 - lookup_share`` of it is lost) however many runs are
+registered at once, and lookups never starve. ``lookup_sources`` says which
+sources a run is looked up on: the source its registration named, else the
+sources whose ``/repos`` hold its repo, and only when none of those owns it,
+every other source.
+
+Planning costs what is due: a plan covers ``plan_ahead`` seconds of slots, and
+``Plan.replan_at`` says when the source next needs planning (its next free slot,
+or the moment its next fetch falls due), so a tick plans only the sources due
+for it.
 """
 
 from __future__ import annotations
@@ -25,12 +39,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-FetchKind = Literal["run_events", "sandboxes", "repos", "account"]
+FetchKind = Literal["run_events", "sandboxes", "repos", "account", "lookup"]
 
 TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 
 # What one fetch costs in upstream requests: account readiness is /api/auth/user + /models.
-COST: dict[FetchKind, int] = {"run_events": 1, "sandboxes": 1, "repos": 1, "account": 2}
+COST: dict[FetchKind, int] = {"run_events": 1, "sandboxes": 1, "repos": 1, "account": 2, "lookup": 1}
+
+# A source is planned again at least this often, so its health (budget used,
+# active runs) stays current even when nothing falls due.
+MAX_PLAN_GAP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -44,11 +62,22 @@ class Policy:
     repos_refresh: float
     account_refresh: float
     tick: float
+    lookup_share: float = 0.2
 
     @property
     def spacing(self) -> float:
         """Seconds between two requests on one source when the budget is spent evenly."""
         return self.window / self.budget
+
+    @property
+    def plan_ahead(self) -> float:
+        """How far ahead one plan reaches: a tick, or four slots when slots are further apart."""
+        return max(self.tick, 4 * self.spacing)
+
+    @property
+    def lookup_every(self) -> int:
+        """Every how many slots one is kept for lookups while any wait (0: none kept)."""
+        return max(1, round(1 / self.lookup_share)) if self.lookup_share > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,7 @@ class SourceState:
     account_at: float = 0.0
     blocked_until: float = 0.0
     next_slot_at: float = 0.0
+    lookups: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +130,11 @@ class Fetch:
     @property
     def key(self) -> str:
         """The name of this fetch in the per-source schedule record."""
-        return f"run:{self.run_id}" if self.kind == "run_events" else self.kind
+        if self.kind == "run_events":
+            return f"run:{self.run_id}"
+        if self.kind == "lookup":
+            return f"lookup:{self.run_id}"
+        return self.kind
 
 
 @dataclass(frozen=True)
@@ -111,13 +145,16 @@ class Plan:
     next_slot_at: float = 0.0
     active_runs: int = 0
     effective_interval: float = 0.0
+    replan_at: float = 0.0
+    lookups_waiting: int = 0
 
 
-def effective_run_interval(active_runs: int, policy: Policy) -> float:
+def effective_run_interval(active_runs: int, policy: Policy, *, lookups_waiting: bool = False) -> float:
     """How often each active run can be refreshed on one source, in seconds.
 
     The budget left after the periodic list fetches is shared by the active
-    runs; no run is refreshed more often than ``run_refresh``.
+    runs (less the lookups' share while lookups wait); no run is refreshed
+    more often than ``run_refresh``.
     """
     overhead = (
         policy.window / policy.sandboxes_refresh
@@ -125,6 +162,8 @@ def effective_run_interval(active_runs: int, policy: Policy) -> float:
         + COST["account"] * policy.window / policy.account_refresh
     )
     for_runs = max(policy.budget - overhead, 1.0)
+    if lookups_waiting and policy.lookup_every:
+        for_runs *= 1 - 1 / policy.lookup_every
     return max(policy.run_refresh, active_runs * policy.window / for_runs)
 
 
@@ -174,44 +213,123 @@ def due_fetches(state: SourceState, policy: Policy) -> list[Fetch]:
     return urgent + run_fetches + routine
 
 
+def _due_at(state: SourceState, policy: Policy) -> float:
+    """When the next fetch on ``state.name`` falls due (ignoring pauses), or infinity when none will."""
+    times = [
+        at + every if at > 0 else state.now
+        for at, every in (
+            (state.account_at, policy.account_refresh),
+            (state.sandboxes_at, policy.sandboxes_refresh),
+            (state.repos_at, policy.repos_refresh),
+        )
+    ]
+    times += [
+        run.last_planned_at + policy.run_refresh if run.last_planned_at > 0 else state.now
+        for run in state.runs
+        if run.wants_polling
+    ]
+    if state.lookups:
+        times.append(state.now)
+    return min(times, default=math.inf)
+
+
+def _falls_due(state: SourceState, policy: Policy, slot: float) -> bool:
+    """Whether a run falls due before the slot after ``slot``: then that slot is kept free for it."""
+    return any(
+        run.wants_polling and slot < run.last_planned_at + policy.run_refresh <= slot + policy.spacing
+        for run in state.runs
+    )
+
+
 def plan_source(state: SourceState, policy: Policy) -> Plan:
-    """Plan the fetches for one source for the coming tick, each at its own paced slot.
+    """Plan the fetches for one source for the coming ``plan_ahead`` seconds, each at its own paced slot.
 
     Slots are ``policy.spacing`` apart, start no earlier than ``now`` (a quiet
     spell is not saved up for a burst) and no earlier than the end of a pause
-    or back-off, and cover the tick ``[now, now + tick)``.
+    or back-off. While lookups wait, a slot whose number (its time over the
+    spacing) is a multiple of ``lookup_every`` goes to the next lookup; every
+    other slot goes to what ``due_fetches`` puts first, and to a lookup only
+    when nothing else is due (and only in the coming tick).
     """
     now = state.now
     active = sum(1 for run in state.runs if run.wants_polling)
-    interval = effective_run_interval(active, policy)
+    interval = effective_run_interval(active, policy, lookups_waiting=bool(state.lookups))
     slot = max(state.next_slot_at, now, state.blocked_until)
-    horizon = now + policy.tick
+    # (less a hair, so that float sums of the spacing do not add a slot at the edge)
+    horizon = now + policy.plan_ahead - 1e-6
     planned: list[Fetch] = []
     last_planned = {run.run_id: run.last_planned_at for run in state.runs}
-    for fetch in due_fetches(state, policy):
-        if slot >= horizon:
+    due = due_fetches(state, policy)
+    lookups = list(state.lookups)
+    every = policy.lookup_every
+    while slot < horizon and (due or lookups):
+        fetch: Fetch | None = None
+        if not due and slot >= now + policy.tick:
+            # Only lookups are left: they are planned a tick at a time, so that
+            # no slot ahead is taken from a run that falls due before the next plan.
             break
-        if fetch.run_id is not None and slot - last_planned.get(fetch.run_id, 0.0) < policy.run_refresh:
-            continue
-        planned.append(Fetch(fetch.kind, fetch.source, slot, fetch.run_id))
+        if lookups and every and int(slot / policy.spacing) % every == 0:
+            fetch = Fetch("lookup", state.name, slot, lookups.pop(0))
+        while fetch is None and due:
+            candidate = due.pop(0)
+            if (
+                candidate.run_id is not None
+                and slot - last_planned.get(candidate.run_id, 0.0) < policy.run_refresh
+            ):
+                continue
+            fetch = Fetch(candidate.kind, candidate.source, slot, candidate.run_id)
+        if fetch is None and lookups and slot < now + policy.tick and not _falls_due(state, policy, slot):
+            # A slot nothing wants goes to a lookup, but only this tick's: later
+            # slots stay free for the runs that fall due before the next plan.
+            fetch = Fetch("lookup", state.name, slot, lookups.pop(0))
+        if fetch is None:
+            break
+        planned.append(fetch)
         # A fetch of several requests takes as many slots, so the pace holds.
         slot += COST[fetch.kind] * policy.spacing
     next_slot = slot if planned else max(state.next_slot_at, state.blocked_until)
-    return Plan(fetches=planned, next_slot_at=next_slot, active_runs=active, effective_interval=interval)
+    # Planned again when its next free slot comes round, or when something falls
+    # due (a run's refresh, a list's interval), whichever is later; never less often
+    # than MAX_PLAN_GAP_SECONDS, so its health stays current.
+    due_at = max(_due_at(state, policy), state.blocked_until)
+    replan_at = min(max(next_slot, due_at), now + MAX_PLAN_GAP_SECONDS)
+    return Plan(
+        fetches=planned,
+        next_slot_at=next_slot,
+        active_runs=active,
+        effective_interval=interval,
+        replan_at=replan_at,
+        lookups_waiting=len(state.lookups),
+    )
 
 
-@dataclass(frozen=True)
-class PendingLookup:
-    """A newly tracked run no source has claimed yet; ``last_attempt_at`` is 0 before the first try."""
+def lookup_sources(
+    sources: Sequence[str],
+    *,
+    tried: Iterable[str],
+    named: str | None = None,
+    repo_owners: Iterable[str] = (),
+    repos_unknown: Iterable[str] = (),
+    wait_for_repos: bool = False,
+) -> list[str]:
+    """The sources a newly tracked run should be looked up on next (each once), in configured order.
 
-    run_id: str
-    last_attempt_at: float = 0.0
-
-
-def plan_lookups(pending: Iterable[PendingLookup], now: float, retry_after: float) -> list[str]:
-    """Run ids whose lookup should be (re)started now: never tried, or last tried ``retry_after`` ago."""
-    return [
-        lookup.run_id
-        for lookup in sorted(pending, key=lambda lookup: lookup.last_attempt_at)
-        if lookup.last_attempt_at <= 0 or now - lookup.last_attempt_at >= retry_after
-    ]
+    ``tried``: sources that answered 404 already. ``named``: the source its
+    registration named. ``repo_owners``: sources whose ``/repos`` hold its repo;
+    ``repos_unknown``: sources whose repo list is not known yet. The named source
+    goes alone; else the repo's owners; a run with a repo no known list holds
+    waits (``[]``) while some repo list is still unknown and ``wait_for_repos``;
+    only then is every untried source asked. Empty when there is nothing to ask.
+    """
+    done = set(tried)
+    untried = [source for source in sources if source not in done]
+    if named is not None and named in untried:
+        return [named]
+    owners = set(repo_owners)
+    owning = [source for source in untried if source in owners]
+    if owning:
+        return owning
+    unknown = set(repos_unknown)
+    if wait_for_repos and any(source in unknown for source in untried):
+        return []
+    return untried

@@ -8,8 +8,8 @@ gate's (``dashboard.polling.gate``), under ``poll:gate:``.
 Keys:
 - ``poll:schedule:<source>``     hash: fetch key (``run:<id>``, ``sandboxes``, ...) -> epoch planned
 - ``poll:next-slot:<source>``    (string) epoch of the source's next paced slot
+- ``poll:plan-at:<source>``      (string) epoch from which the tick should plan the source again
 - ``poll:lookup-tried:<run_id>`` set of sources that answered 404 for a newly tracked run
-- ``poll:lookup-at:<run_id>``    (string) epoch of the last lookup attempt
 - ``poll:lock:<name>``           mutual exclusion of ticks and of fetches of one thing
 - ``poll:compose-queued``        debounce of board composition
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import cast
 
 from redis.exceptions import LockError
@@ -50,7 +51,10 @@ def schedule_forget(source: str, keys: Iterable[str]) -> None:
 
 def schedule_retry_soon(source: str, key: str) -> None:
     """A planned fetch did not happen (no budget, or busy): put it first in line again."""
-    redis_client().hset(f"poll:schedule:{source}", key, "0")
+    with redis_client().pipeline(transaction=False) as pipe:
+        pipe.hset(f"poll:schedule:{source}", key, "0")
+        pipe.delete(f"poll:plan-at:{source}")
+        pipe.execute()
 
 
 def next_slot_read(source: str) -> float:
@@ -60,6 +64,63 @@ def next_slot_read(source: str) -> float:
 
 def next_slot_write(source: str, at: float) -> None:
     redis_client().set(f"poll:next-slot:{source}", repr(at), ex=3600)
+
+
+@dataclass(frozen=True)
+class SourcePlanning:
+    """What the tick keeps per source between plans: next paced slot, and when to plan it again (0: now)."""
+
+    next_slot_at: float
+    plan_at: float
+
+
+def planning_read(sources: Iterable[str]) -> dict[str, SourcePlanning]:
+    """Every source's next slot and plan-again time, in one round trip."""
+    names = list(sources)
+    if not names:
+        return {}
+    keys = [f"poll:next-slot:{name}" for name in names] + [f"poll:plan-at:{name}" for name in names]
+    raws = cast(list[bytes | None], redis_client().mget(keys))
+    values = [0.0 if raw is None else float(raw) for raw in raws]
+    return {
+        name: SourcePlanning(next_slot_at=values[i], plan_at=values[len(names) + i])
+        for i, name in enumerate(names)
+    }
+
+
+def schedules_read(sources: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Several sources' schedule records (``schedule_read``) in one round trip."""
+    names = list(sources)
+    if not names:
+        return {}
+    with redis_client().pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(f"poll:schedule:{name}")
+        raws = cast(list[dict[bytes, bytes]], pipe.execute())
+    return {
+        name: {key.decode(): float(value) for key, value in raw.items()}
+        for name, raw in zip(names, raws, strict=True)
+    }
+
+
+def planned_write(
+    source: str, *, marks: dict[str, float], forget: Iterable[str], next_slot_at: float, plan_at: float
+) -> None:
+    """What one plan changes, in one round trip: fetch marks, marks to drop, next slot, plan-again time."""
+    forget = list(forget)
+    with redis_client().pipeline(transaction=False) as pipe:
+        if marks:
+            pipe.hset(f"poll:schedule:{source}", mapping={k: repr(v) for k, v in marks.items()})
+        if forget:
+            pipe.hdel(f"poll:schedule:{source}", *forget)
+        pipe.set(f"poll:next-slot:{source}", repr(next_slot_at), ex=3600)
+        pipe.set(f"poll:plan-at:{source}", repr(plan_at), ex=3600)
+        pipe.execute()
+
+
+def plan_soon(source: str) -> None:
+    """Have the next tick plan ``source`` (something became due: a run found, a fetch to retry)."""
+    redis_client().delete(f"poll:plan-at:{source}")
 
 
 # --- lookups of newly tracked runs ----------------------------------------------------------
@@ -76,20 +137,20 @@ def lookup_tried_add(run_id: str, source: str) -> None:
     client.expire(f"poll:lookup-tried:{run_id}", LOOKUP_TTL)
 
 
-def lookup_forget(run_id: str) -> None:
-    redis_client().delete(f"poll:lookup-tried:{run_id}", f"poll:lookup-at:{run_id}")
-
-
-def lookup_attempted(run_id: str, at: float) -> None:
-    redis_client().set(f"poll:lookup-at:{run_id}", repr(at), ex=LOOKUP_TTL)
-
-
-def lookup_attempts(run_ids: Iterable[str]) -> dict[str, float]:
+def lookups_tried(run_ids: Iterable[str]) -> dict[str, set[str]]:
+    """``lookup_tried`` for several runs in one round trip."""
     ids = list(run_ids)
     if not ids:
         return {}
-    raws = cast(list[bytes | None], redis_client().mget([f"poll:lookup-at:{i}" for i in ids]))
-    return {i: float(raw) if raw is not None else 0.0 for i, raw in zip(ids, raws, strict=True)}
+    with redis_client().pipeline(transaction=False) as pipe:
+        for run_id in ids:
+            pipe.smembers(f"poll:lookup-tried:{run_id}")
+        raws = cast(list[set[bytes]], pipe.execute())
+    return {run_id: {m.decode() for m in raw} for run_id, raw in zip(ids, raws, strict=True)}
+
+
+def lookup_forget(run_id: str) -> None:
+    redis_client().delete(f"poll:lookup-tried:{run_id}")
 
 
 # --- locks and debounce ------------------------------------------------------------------

@@ -18,8 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from contextlib import suppress
+from datetime import datetime
+from uuid import UUID
 
 from django.conf import settings
 
@@ -44,11 +47,10 @@ from dashboard.polling.records import (
 )
 from dashboard.polling.scheduler import (
     Fetch,
-    PendingLookup,
     Policy,
     RunState,
     SourceState,
-    plan_lookups,
+    lookup_sources,
     plan_source,
 )
 from dashboard.polling.sources import UnknownSource, source_client, source_names
@@ -59,7 +61,12 @@ logger = logging.getLogger("dashboard.polling")
 _clients = threading.local()
 
 ACCOUNT_REFRESH_SECONDS = 30 * 60
-LOOKUP_RETRY_SECONDS = 2.0
+# A lookup that was planned but neither found the run nor missed it (an error,
+# a worker lost) is planned again after this long.
+LOOKUP_RETRY_SECONDS = 30.0
+# A run whose repo no known /repos list holds waits this long for the lists
+# still unknown (a source just configured) before every source is asked.
+LOOKUP_REPOS_WAIT_SECONDS = 60.0
 COMPOSE_DEBOUNCE_SECONDS = 0.25
 FETCH_LOCK_SECONDS = 60.0
 
@@ -74,6 +81,7 @@ def policy() -> Policy:
         repos_refresh=float(settings.BOARD_REPOS_REFRESH_SECONDS),
         account_refresh=float(ACCOUNT_REFRESH_SECONDS),
         tick=float(settings.BOARD_POLL_TICK_SECONDS),
+        lookup_share=settings.BOARD_LOOKUP_SHARE_PERCENT / 100,
     )
 
 
@@ -151,35 +159,108 @@ def poll_tick() -> None:
     compose_soon()
 
 
+_TickRow = tuple[UUID, str, str, str, bool, UUID | None, str, datetime]
+
+
 def _tick(now: float) -> None:
-    rows = list(
+    """Plan the sources due for planning (see ``Plan.replan_at``) and those with lookups waiting.
+
+    The cost follows what is due: one database query, one round trip for every
+    source's planning times, and per planned source a few round trips and its
+    fetches. A source with nothing due is not planned at all until it is.
+    """
+    the_policy = policy()
+    names = source_names()
+    rows: list[_TickRow] = list(
         TrackedRun.objects.exclude(lookup=TrackedRun.Lookup.NOT_FOUND)
         .exclude(final_fetch_done=True)
-        .values_list("run_id", "lookup", "source", "status", "final_fetch_done")
+        .values_list(
+            "run_id", "lookup", "source", "status", "final_fetch_done", "repo_id", "source_hint", "tracked_at"
+        )
     )
-    new = [str(run_id) for run_id, lookup, *_ in rows if lookup == TrackedRun.Lookup.NEW]
-    attempts = state.lookup_attempts(new)
-    for run_id in plan_lookups(
-        (PendingLookup(run_id, attempts.get(run_id, 0.0)) for run_id in new), now, LOOKUP_RETRY_SECONDS
-    ):
-        state.lookup_attempted(run_id, now)
-        run_lookup.delay(run_id)
+    owned: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
+    new_rows: list[_TickRow] = []
+    for row in rows:
+        if row[1] == TrackedRun.Lookup.NEW:
+            new_rows.append(row)
+        elif row[1] == TrackedRun.Lookup.FOUND:
+            owned[row[2]].append((str(row[0]), row[3], row[4]))
+    candidates = _lookup_candidates(new_rows, names, now)
+    planning = state.planning_read(names)
+    horizon = now + the_policy.tick
+    due = [name for name in names if planning[name].plan_at < horizon or candidates.get(name)]
+    if not due:
+        return
+    schedules = state.schedules_read(due)
+    healths = snapshots.source_healths_read(due)
+    for source in due:
+        _tick_source(
+            source,
+            owned.get(source, []),
+            candidates.get(source, []),
+            now,
+            the_policy,
+            marks=schedules[source],
+            next_slot_at=planning[source].next_slot_at,
+            health=healths.get(source, {}),
+        )
 
-    the_policy = policy()
-    for source in source_names():
-        owned = [
-            (str(run_id), status, done)
-            for run_id, lookup, owner, status, done in rows
-            if lookup == TrackedRun.Lookup.FOUND and owner == source
-        ]
-        _tick_source(source, owned, now, the_policy)
+
+def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: float) -> dict[str, list[str]]:
+    """For each source, the newly tracked runs to look up on it next (oldest tracked first)."""
+    if not new_rows:
+        return {}
+    new_rows = sorted(new_rows, key=lambda row: row[7])
+    ids = [str(row[0]) for row in new_rows]
+    tried = state.lookups_tried(ids)
+    owners: dict[str, list[str]] = defaultdict(list)
+    unknown: list[str] = names
+    if any(row[5] is not None for row in new_rows):
+        repos = snapshots.repos_read_many(names)
+        unknown = [name for name in names if name not in repos]
+        for name, record in repos.items():
+            for repo in record.get("repos", []):
+                if isinstance(repo, dict) and isinstance(repo.get("id"), str):
+                    owners[repo["id"]].append(name)
+    queues: dict[str, list[str]] = defaultdict(list)
+    for row, run_id in zip(new_rows, ids, strict=True):
+        repo_id = str(row[5]) if row[5] is not None else None
+        run_tried = tried.get(run_id, set())
+        if set(names) <= run_tried:
+            # Every source has answered 404 (or a source it was waiting for was removed).
+            _not_found(run_id)
+            continue
+        for source in lookup_sources(
+            names,
+            tried=run_tried,
+            named=row[6] or None,
+            repo_owners=owners.get(repo_id, ()) if repo_id else (),
+            repos_unknown=unknown,
+            wait_for_repos=repo_id is not None and now - row[7].timestamp() < LOOKUP_REPOS_WAIT_SECONDS,
+        ):
+            queues[source].append(run_id)
+    return queues
 
 
-def _tick_source(source: str, owned: list[tuple[str, str, bool]], now: float, the_policy: Policy) -> None:
-    marks = state.schedule_read(source)
+def _tick_source(
+    source: str,
+    owned: list[tuple[str, str, bool]],
+    lookups: list[str],
+    now: float,
+    the_policy: Policy,
+    *,
+    marks: dict[str, float],
+    next_slot_at: float,
+    health: dict[str, object],
+) -> None:
     runs = [RunState(run_id, status, marks.get(f"run:{run_id}", 0.0), done) for run_id, status, done in owned]
-    wanted = {f"run:{run.run_id}" for run in runs}
-    state.schedule_forget(source, [key for key in marks if key.startswith("run:") and key not in wanted])
+    wanted = {f"run:{run.run_id}" for run in runs} | {f"lookup:{run_id}" for run_id in lookups}
+    # A lookup planned a moment ago is still on its way (or failed: asked again later).
+    waiting = [
+        run_id
+        for run_id in lookups
+        if (at := marks.get(f"lookup:{run_id}", 0.0)) <= 0 or now - at >= LOOKUP_RETRY_SECONDS
+    ]
     held = gate.read(source, now=now)
     blocked_until = held.blocked_until(now)
     plan = plan_source(
@@ -191,15 +272,20 @@ def _tick_source(source: str, owned: list[tuple[str, str, bool]], now: float, th
             repos_at=marks.get("repos", 0.0),
             account_at=marks.get("account", 0.0),
             blocked_until=blocked_until,
-            next_slot_at=state.next_slot_read(source),
+            next_slot_at=next_slot_at,
+            lookups=waiting,
         ),
         the_policy,
     )
-    state.schedule_mark(source, {fetch.key: fetch.at for fetch in plan.fetches})
-    state.next_slot_write(source, plan.next_slot_at)
+    state.planned_write(
+        source,
+        marks={fetch.key: fetch.at for fetch in plan.fetches},
+        forget=[key for key in marks if key.startswith(("run:", "lookup:")) and key not in wanted],
+        next_slot_at=plan.next_slot_at,
+        plan_at=plan.replan_at,
+    )
     for fetch in plan.fetches:
         _enqueue(fetch, now)
-    health = snapshots.source_health_read(source) or {}
     snapshots.source_health_update(
         source,
         state=health.get("state", "unknown"),
@@ -209,6 +295,9 @@ def _tick_source(source: str, owned: list[tuple[str, str, bool]], now: float, th
         window_seconds=float(settings.MOGPLEX_BUDGET_WINDOW_SECONDS),
         effective_interval_seconds=round(plan.effective_interval, 1),
         active_runs=plan.active_runs,
+        # Runs waiting to be looked up on this source, and the share of its budget kept for them.
+        lookups_waiting=len(lookups),
+        lookup_share_percent=settings.BOARD_LOOKUP_SHARE_PERCENT,
         paused_until=held.paused_until if held.paused_until > now else None,
         next_try_at=blocked_until or None,
         last_success_at=health.get("last_success_at"),
@@ -221,6 +310,8 @@ def _enqueue(fetch: Fetch, now: float) -> None:
     countdown = max(0.0, fetch.at - now)
     if fetch.kind == "run_events":
         run_events_fetch.apply_async((fetch.source, fetch.run_id), countdown=countdown)
+    elif fetch.kind == "lookup":
+        run_lookup_fetch.apply_async((fetch.source, fetch.run_id), countdown=countdown)
     elif fetch.kind == "sandboxes":
         sandboxes_fetch.apply_async((fetch.source,), countdown=countdown)
     elif fetch.kind == "repos":
@@ -255,7 +346,6 @@ def run_events_fetch(source: str, run_id: str) -> None:
             state.lookup_tried_add(run_id, source)
             run_record_error(run_id, source, "not_found", now=time.time())
             TrackedRun.objects.filter(pk=row.pk).update(lookup=TrackedRun.Lookup.NEW, source="")
-            run_lookup.delay(run_id)
             return
         except (MogplexError, UnknownSource) as exc:
             run_record_error(run_id, source, getattr(exc, "kind", "unknown_source"), now=time.time())
@@ -265,50 +355,57 @@ def run_events_fetch(source: str, run_id: str) -> None:
 
 
 @app.task(ignore_result=True)
-def run_lookup(run_id: str) -> None:
-    """Find which source owns a newly tracked run: try each in turn; a 404 on all marks it not_found.
+def run_lookup_fetch(source: str, run_id: str) -> None:
+    """Look a newly tracked run up on one source: found, or a 404 (then the next sources are asked).
 
-    Whoever tracks a run calls this at once; the tick calls it again for runs
-    still unclaimed (a source was out of budget, paused or failing).
+    Planned by the tick within the source's share of lookups; once every
+    configured source has answered 404 the run is marked not_found.
     """
-    with state.exclusive(f"lookup:{run_id}", ttl=FETCH_LOCK_SECONDS) as mine:
+    key = f"lookup:{run_id}"
+    with state.exclusive(f"lookup:{run_id}:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
         if not mine:
             return
         row = TrackedRun.objects.filter(run_id=run_id, lookup=TrackedRun.Lookup.NEW).first()
         if row is None:
+            state.schedule_forget(source, [key])
             return
-        now = time.time()
-        state.lookup_attempted(run_id, now)
-        names = source_names()
-        tried = state.lookup_tried(run_id)
-        for source in names:
-            if source in tried:
-                continue
-            try:
-                result = _request(
-                    source, "/runs/{id}/events", lambda client: client.run_events(run_id, limit=EVENTS_LIMIT)
-                )
-            except NotFound:
-                state.lookup_tried_add(run_id, source)
-                tried.add(source)
-                continue
-            except InvalidId:
-                tried.update(names)
-                break
-            except (Refused, MogplexError):
-                continue
-            run_record_update(row, source, result, now=time.time())
-            state.lookup_forget(run_id)
-            # The lookup was this run's first fetch: the next one is due a refresh from now.
-            state.schedule_mark(source, {f"run:{run_id}": time.time()})
-            break
-        else:
-            if not set(names) <= tried:
-                return
-        if set(names) <= tried:
-            run_record_not_found(row, now=time.time())
-            state.lookup_forget(run_id)
+        try:
+            result = _request(
+                source, "/runs/{id}/events", lambda client: client.run_events(run_id, limit=EVENTS_LIMIT)
+            )
+        except Refused:
+            state.schedule_retry_soon(source, key)
+            return
+        except NotFound:
+            # The lookup's mark stays until the tick sees the run tried here and
+            # drops it: a tick that read the tried sources a moment ago still
+            # finds the mark, so it never plans this lookup twice.
+            state.lookup_tried_add(run_id, source)
+            if set(source_names()) <= state.lookup_tried(run_id):
+                _not_found(run_id)
+                compose_soon()
+            return
+        except InvalidId:
+            _not_found(run_id)
+            compose_soon()
+            return
+        except (MogplexError, UnknownSource):
+            # The source's health says why; the lookup is asked again later.
+            return
+        run_record_update(row, source, result, now=time.time())
+        state.lookup_forget(run_id)
+        # The lookup was this run's first fetch: the next one is due a refresh from now.
+        state.schedule_mark(source, {f"run:{run_id}": time.time()})
+        state.plan_soon(source)
     compose_soon()
+
+
+def _not_found(run_id: str) -> None:
+    """No configured source owns the run."""
+    row = TrackedRun.objects.filter(run_id=run_id, lookup=TrackedRun.Lookup.NEW).first()
+    if row is not None:
+        run_record_not_found(row, now=time.time())
+    state.lookup_forget(run_id)
 
 
 def _source_fetch[T](

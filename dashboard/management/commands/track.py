@@ -4,7 +4,11 @@ Mogplex cannot list runs, so the board follows the runs it is told about::
 
     manage.py track 3f2b8c1e-5d4a-4b6c-9e8f-0a1b2c3d4e5f https://www.mogplex.com/runs/<id>
     mogplex run --json --repo "$REPO_ID" "Fix the flaky test" | manage.py track -
+    manage.py track --source ada 3f2b8c1e-5d4a-4b6c-9e8f-0a1b2c3d4e5f
     manage.py track --list
+
+A run's ``repoId`` (in ``mogplex run --json`` output) sends its lookup to the
+source whose repos hold it; ``--source`` names the source that owns the runs.
 
 Prints ``tracking <id>`` or ``already tracking <id>`` per run. Bad input: one
 sentence on stderr, exit code 2, nothing changed.
@@ -18,7 +22,7 @@ from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from dashboard.discovery import InvalidRunInput, run_id_parse, run_ids_read, run_track
+from dashboard.discovery import InvalidRunInput, RunRef, run_id_parse, run_refs_read, run_track
 from dashboard.models import TrackedRun
 
 EXIT_USAGE = 2
@@ -29,7 +33,8 @@ class Command(BaseCommand):
         "Track Mogplex runs on the board. Give run ids or run web addresses "
         "(https://<host>/runs/<id>), or '-' to read standard input: what `mogplex run --json` "
         "prints (one object or one per line) or one id or address per line. Each new run is "
-        "looked up on every configured source at once. Bad input changes nothing and exits 2. "
+        "looked up first on the source --source names, else on the sources whose repos hold its "
+        "repoId, then on the others. Bad input changes nothing and exits 2. "
         "--list prints the tracked runs (id, source, lookup, status)."
     )
     # Lets tests and callers hand in standard input: call_command("track", "-", stdin=...).
@@ -42,8 +47,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--list", dest="show_list", action="store_true", help="print the tracked runs and exit"
         )
+        parser.add_argument(
+            "--source", metavar="NAME", help="the configured source that owns these runs (asked first)"
+        )
 
-    def handle(self, *args: Any, runs: list[str], show_list: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, runs: list[str], show_list: bool, source: str | None = None, **options: Any
+    ) -> None:
         if show_list:
             if runs:
                 self._usage("Give either --list or runs to track, not both.")
@@ -54,22 +64,23 @@ class Command(BaseCommand):
                 "Give run ids or run web addresses to track, or '-' to read `mogplex run --json` output."
             )
         try:
-            run_ids: list[UUID] = []
+            refs: list[RunRef] = []
             for arg in runs:
                 if arg == "-":
                     stdin: TextIO = options.get("stdin") or sys.stdin
-                    run_ids.extend(run_ids_read(stdin.read()))
+                    refs.extend(run_refs_read(stdin.read()))
                 else:
-                    run_ids.append(run_id_parse(arg))
-            result = run_track(run_ids=run_ids, via=TrackedRun.Via.COMMAND)
+                    refs.append(RunRef(run_id_parse(arg)))
+            result = run_track(run_ids=refs, via=TrackedRun.Via.COMMAND, source=source)
         except InvalidRunInput as exc:
             self._usage(str(exc))
         already = set(result.already_tracked)
+        run_ids: list[UUID] = [ref.run_id for ref in refs]
         for run_id in dict.fromkeys(run_ids):
             self.stdout.write(f"{'already tracking' if run_id in already else 'tracking'} {run_id}")
         if result.tracked:
             self.stderr.write(
-                "The board looks new runs up on each configured source; `manage.py track --list` shows what it found."
+                "The board looks new runs up on the sources that may own them; `manage.py track --list` shows what it found."
             )
 
     def _list(self) -> None:
