@@ -24,6 +24,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from dashboard import snapshots
+from dashboard.board import selectors
 from dashboard.models import NotifyEvent
 from dashboard.mogplex.failures import failure_reason
 from dashboard.mogplex.models import http_url
@@ -70,15 +71,14 @@ def run_facts(row: JSON, run_id: str) -> JSON:
 
 
 def _resolution(row: JSON) -> str | None:
-    acks = row.get("acknowledged")
-    if isinstance(acks, list) and acks:
-        last = acks[-1] if isinstance(acks[-1], dict) else {}
-        who = _text(last.get("by"))
+    # The failure's own resolution, as the attention lane reads it (a stall's acknowledgement is not one).
+    resolution = selectors.problem_resolution(row, "failed")
+    if resolution is None:
+        return None
+    if resolution["how"] == "acknowledged":
+        who = _text(resolution.get("by"))
         return f"acknowledged by {who}" if who else "acknowledged"
-    fixed = row.get("fixed_by")
-    if isinstance(fixed, dict):
-        return "fixed by a later run on the same branch"
-    return None
+    return "fixed by a later run on the same branch"
 
 
 def board_events(
