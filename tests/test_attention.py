@@ -172,6 +172,7 @@ def test_acknowledging_a_failure_clears_the_lane_and_keeps_it_dimmed_with_who(
 
     run_page = browser.get(f"/runs/{failed}/").content.decode()
     assert 'id="run-attention"' in run_page and "no longer needs attention" in run_page
+    assert 'data-overall="clear"' in run_page, "a resolved failure's page no longer calls for attention"
     assert "Un-acknowledge" in run_page
 
 

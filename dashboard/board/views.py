@@ -8,6 +8,7 @@ page already shows the current board (see ``selectors.unchanged_page``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -262,6 +263,9 @@ def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
     problem = selectors.run_problem(row) if row.get("run_id") else None
     resolution = selectors.problem_resolution(row, problem)
     page = run_page.run_page(record, row, params, now, also=[problem, resolution])
+    if resolution is not None and page.overall == "attention":
+        # Resolved: the tab title and icon no longer call for attention.
+        page = dataclasses.replace(page, overall="clear" if page.final else "active")
     if request.htmx and request.GET.get("v") == page.version:
         return _unchanged_answer(selectors.UnchangedPage(fetched=json.dumps(page.fetched)))
     query = params.query()
