@@ -157,6 +157,7 @@ def test_hostile_text_cannot_ping_link_or_format(
             check_markdown(text, entry)
         if event == "run_failed":
             assert "Board run page" in str(payload)
+        assert "apprise" not in received.body.lower(), "no Apprise icon or name, only the board's addresses"
 
 
 def test_hostile_text_in_mail(mail: MailReceiver, redis_db: redis.Redis) -> None:

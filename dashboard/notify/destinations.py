@@ -64,12 +64,22 @@ def scheme_of(url: str) -> str | None:
 
 
 def apprise_plugin(url: str) -> NotifyBase | None:
-    """Apprise's object for ``url`` (or ``None``), its own complaints kept out of the logs (they quote the URL)."""
+    """Apprise's object for ``url`` (or ``None``), its own complaints kept out of the logs (they quote the URL).
+
+    Messages come from "Mogplex board" (the name chats show and Slack's footer), without
+    Apprise's icon: a message holds no address but the board's, Mogplex's and a PR's.
+    """
     import apprise
 
+    asset = apprise.AppriseAsset(app_id="Mogplex board", app_desc="Mogplex status board")
     with apprise.LogCapture(level=logging.CRITICAL):  # type: ignore[no-untyped-call]
-        plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return plugin if plugin else None
+        plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
+    if not plugin:
+        return None
+    for flag in ("include_image", "avatar"):  # Discord's avatar is its own switch
+        if hasattr(plugin, flag):
+            setattr(plugin, flag, False)
+    return plugin
 
 
 def destination_check(url: str, *, label: str) -> Destination:
