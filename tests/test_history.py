@@ -19,7 +19,7 @@ from django.test import Client
 
 from dashboard.history.search import history_choices_forget
 from dashboard.history.summaries import history_purge, run_summary_write
-from dashboard.models import RunSummary, TrackedRun
+from dashboard.models import Acknowledgement, RunSummary, TrackedRun
 from dashboard.simulator.control import SimulatorControl
 from tests.pollers import Pollers
 from tests.waiting import wait_for
@@ -422,3 +422,30 @@ def test_board_history_json_takes_the_same_filters(kept_runs: dict[str, RunSumma
 def test_board_history_with_a_bad_filter_says_what_is_wrong(db: None) -> None:
     with pytest.raises(CommandError, match=r"^The to date '31/12/2026' is not a day; write it as YYYY-MM-DD"):
         call_command("board", "history", "--until", "31/12/2026")
+
+
+def test_acknowledgements_are_linked_by_run_id_on_the_page_and_in_the_exports(
+    browser: Client, kept_runs: dict[str, RunSummary]
+) -> None:
+    failed = kept_runs["api_failed"]
+    Acknowledgement.objects.create(
+        target=Acknowledgement.Target.RUN,
+        target_id=failed.run_id,
+        problem=Acknowledgement.Problem.FAILED,
+        username="ben",
+        note="=flaky left-pad, pinned it",
+    )
+    html = browser.get("/history/?status=failed").content.decode()
+    row = html[html.index(f'<tr id="summary-{failed.run_id}"') :]
+    assert "acknowledged by ben: =flaky left-pad, pinned it" in row[: row.index("</tr>")]
+
+    rows = list(csv.DictReader(io.StringIO(_streamed(browser.get("/history/export.csv?status=failed")))))
+    cell = next(r["acknowledged"] for r in rows if r["run_id"] == str(failed.run_id))
+    assert cell.startswith("failed by ben at ") and cell.endswith(": =flaky left-pad, pinned it")
+    assert all(r["acknowledged"] == "" for r in rows if r["run_id"] != str(failed.run_id))
+
+    body = json.loads(_streamed(browser.get("/history/export.json?status=failed")))
+    acks = next(r["acknowledgements"] for r in body["runs"] if r["run_id"] == str(failed.run_id))
+    assert [(a["problem"], a["by"], a["note"]) for a in acks] == [
+        ("failed", "ben", "=flaky left-pad, pinned it")
+    ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser, OutputWrapper
 
-from dashboard.history.search import history_request_parse, history_runs, summary_json
+from dashboard.history.search import export_rows, history_request_parse, history_runs
 
 DEFAULT_LIMIT = 100
 
@@ -51,7 +51,7 @@ def history_print(out: OutputWrapper, options: dict[str, Any], *, as_json: bool)
     if limit:
         runs = runs[:limit]
     if as_json:
-        rows = [summary_json(s) for s in runs.iterator(chunk_size=1000)]
+        rows = list(export_rows(runs))
         out.write(json.dumps({"filters": asked.filters.query(), "runs": rows}, indent=2))
         return
     count = 0

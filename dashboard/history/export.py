@@ -39,6 +39,7 @@ CSV_COLUMNS = (
     "exit_code",
     "error",
     "event_count",
+    "acknowledged",
 )
 # What a spreadsheet reads as the start of a formula (OWASP's CSV injection list:
 # = + - @, and tab and carriage return, which some spreadsheets strip first).
@@ -55,6 +56,12 @@ def csv_cell(value: Any) -> str | int | float:
         return value
     text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _acknowledged(ack: dict[str, Any]) -> str:
+    """One acknowledgement in a CSV cell: "failure by ada at 2026-...: note"."""
+    text = f"{ack['problem']} by {ack['by']} at {ack['at']}"
+    return text + (f": {ack['note']}" if ack["note"] else "")
 
 
 class _Line:
@@ -83,6 +90,7 @@ def history_csv(runs: QuerySet[RunSummary]) -> Iterator[str]:
     def lines() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
         for row in export_rows(runs, chunk_size=CHUNK_ROWS):
+            row["acknowledged"] = "; ".join(_acknowledged(ack) for ack in row["acknowledgements"])
             yield writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])
 
     return _chunks(lines())

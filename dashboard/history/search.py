@@ -18,7 +18,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from dashboard.models import RunSummary
+from dashboard.models import Acknowledgement, RunSummary
 
 HISTORY_STATUSES = ("success", "failed", "cancelled")
 PAGE_SIZE = 50
@@ -263,12 +263,39 @@ def export_row(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_acknowledgements(run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each run's acknowledgements (linked by run id), oldest first, in one query."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not run_ids:
+        return found
+    acks = Acknowledgement.objects.filter(target=Acknowledgement.Target.RUN, target_id__in=run_ids).order_by(
+        "acknowledged_at"
+    )
+    for ack in acks.values("target_id", "problem", "username", "acknowledged_at", "note"):
+        found.setdefault(str(ack["target_id"]), []).append(
+            {
+                "problem": ack["problem"],
+                "by": ack["username"],
+                "at": ack["acknowledged_at"].isoformat(),
+                "note": ack["note"] or None,
+            }
+        )
+    return found
+
+
 def export_rows(runs: QuerySet[RunSummary], *, chunk_size: int = 1000) -> Iterator[dict[str, Any]]:
-    """The runs' exported fields, read in chunks (no model instances, never all rows at once)."""
+    """The runs' exported fields with their acknowledgements, read in chunks (never all rows at once)."""
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        acks = run_acknowledgements([row["run_id"] for row in batch])
+        for row in batch:
+            row["acknowledgements"] = acks.get(row["run_id"], [])
+            yield row
+        batch.clear()
+
     for values in runs.values(*EXPORT_FIELDS).iterator(chunk_size=chunk_size):
-        yield export_row(values)
-
-
-def summary_json(summary: RunSummary) -> dict[str, Any]:
-    """One summary as the JSON export and ``board history --json`` give it."""
-    return export_row({name: getattr(summary, name) for name in EXPORT_FIELDS})
+        batch.append(export_row(values))
+        if len(batch) >= chunk_size:
+            yield from flush()
+    yield from flush()

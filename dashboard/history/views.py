@@ -26,6 +26,7 @@ from dashboard.history.search import (
     history_choices,
     history_request_parse,
     history_runs,
+    run_acknowledgements,
 )
 from dashboard.models import RunSummary
 
@@ -34,7 +35,9 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def history_row(summary: RunSummary, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+def history_row(
+    summary: RunSummary, zone: zoneinfo.ZoneInfo, acknowledgements: list[dict[str, Any]]
+) -> dict[str, Any]:
     """What a history row shows, clipped and formatted here once (50 rows of template filters cost more)."""
     finished = summary.finished_at.astimezone(zone)
     status = summary.status
@@ -55,6 +58,10 @@ def history_row(summary: RunSummary, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
         "no_changes": summary.delivery == "no_changes",
         "reason": _clip(summary.failure_reason, 60),
         "error": _clip(summary.error, 200),
+        "acknowledged": [
+            {"by": _clip(str(a["by"]), 40), "note": _clip(a["note"] or "", 120), "problem": a["problem"]}
+            for a in acknowledgements
+        ],
     }
 
 
@@ -78,6 +85,8 @@ def history(request: HttpRequest) -> HttpResponse:
         )
         number = paginator.num_pages
     page = paginator.page(number)
+    runs = list(page.object_list)
+    acks = run_acknowledgements([str(summary.run_id) for summary in runs])
     query = asked.filters.query()
 
     def page_url(n: int) -> str:
@@ -86,7 +95,7 @@ def history(request: HttpRequest) -> HttpResponse:
     suffix = ("?" + urlencode(query)) if query else ""
     context: dict[str, Any] = {
         "page": page,
-        "runs": [history_row(summary, zone) for summary in page.object_list],
+        "runs": [history_row(summary, zone, acks.get(str(summary.run_id), [])) for summary in runs],
         "filters": asked.filters,
         "choices": history_choices(),
         "problems": problems,
