@@ -157,8 +157,10 @@ def test_a_minute_of_make_run_on_the_demo_is_quiet_and_says_where_to_sign_in(tmp
     assert unchanged >= 10, "the page's polls were answered 204 when the board had not changed"
     request_lines = [line for line in window if " mogplex source=" in line]
     other = [line for line in window if " mogplex source=" not in line]
-    # One line per upstream request: the window's edges may cut a request from its line.
-    assert abs(len(request_lines) - len(upstream)) <= 3, (len(request_lines), len(upstream))
+    # One line per upstream request (two a request would double it): at the window's edges a
+    # request in flight (up to the worker's 8 threads) can fall on one side, its line on the other.
+    assert len(upstream) >= 20, "the demo's sources were polled"
+    assert abs(len(request_lines) - len(upstream)) <= 8, (len(request_lines), len(upstream))
     assert len(other) <= OTHER_LINES_PER_MINUTE, "\n".join(other)
     assert not [line for line in window if '"GET /?v=' in line], "no access line for a page's refresh poll"
     assert not [line for line in window if re.search(r"Task \S+\[[0-9a-f-]+\] (received|succeeded)", line)]
