@@ -92,7 +92,8 @@ def test_a_minute_of_make_run_on_the_demo_is_quiet_and_says_where_to_sign_in(tmp
             what="make run to finish starting",
         )
         assert proc.poll() is None, "\n".join(out.lines)
-        startup = list(out.lines)
+        lines = list(out.lines)
+        startup = lines[: lines.index("Ctrl-C stops everything.") + 1]
         assert startup[-4:] == [
             f"Board: {board}  (reading the bundled simulator)",
             "Operator: admin",
