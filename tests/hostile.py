@@ -201,6 +201,9 @@ def upstream_board(now: float, entries: Sequence[str] = CORPUS) -> dict[str, Any
                 "failed",
                 now=now,
                 error=text,
+                failure_code=text,
+                failure_reason=text,
+                delivery=text,
                 latest_event=event,
                 finished_at=now - i,
                 **fields,
@@ -246,7 +249,14 @@ def upstream_records_write(now: float, entries: Sequence[str] = CORPUS) -> None:
             "error": text,
         }
         snapshots.run_write(
-            board_data.run_record(entry_id(i, 2), now=now, run=run, events=events, pr_url=text)
+            board_data.run_record(
+                entry_id(i, 2),
+                now=now,
+                run=run,
+                events=events,
+                pr_url=text,
+                outcome={"terminal_event": text, "failure_code": text, "exit_code": None, "delivery": text},
+            )
         )
         box = entry_id(i, 3)
         for j, status in enumerate(short):

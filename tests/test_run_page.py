@@ -150,7 +150,9 @@ def test_a_failed_run_says_why_and_a_run_without_changes_says_so(store: redis.Re
     )
     snapshots.run_write(quiet)
     html = browser.get(f"/runs/{RUN_DONE}/").content.decode()
-    assert re.search(r'<dd id="run-delivery">no code changes</dd>', html)
+    assert re.search(
+        r'<dd id="run-delivery"><span class="no-changes">no code changes to deliver</span></dd>', html
+    )
 
 
 def _event_ids(html: str) -> list[str]:

@@ -490,7 +490,8 @@ def _lane_item(row: JSON, kind: str) -> LaneItem:
         reason = str(row.get("error") or "The sandbox is in error.")
     elif problem == "failed":
         began = run_ended_at(row)
-        reason = str(row.get("error") or "The run failed.")
+        # One plain reason from the failure code; the upstream sentence is shown beside it.
+        reason = str(row.get("failure_reason") or row.get("error") or "The run failed.")
     else:
         latest = row.get("latest_event") or {}
         began = to_epoch(latest.get("created_at")) or to_epoch(row.get("updated_at"))

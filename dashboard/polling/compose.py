@@ -18,6 +18,7 @@ from django.utils import timezone
 from dashboard import snapshots
 from dashboard.board.selectors import board_fetched
 from dashboard.models import Acknowledgement, TrackedRun
+from dashboard.mogplex.failures import failure_reason
 from dashboard.mogplex.models import parse_timestamp
 from dashboard.polling.scheduler import TERMINAL_STATUSES
 from dashboard.polling.sources import source_names
@@ -162,6 +163,19 @@ def runs_supersede(runs: list[JSON]) -> None:
             run["fixed_by"] = {"run_id": fix[1], "after_seconds": round(fix[0] - ended), "at": fix[0]}
 
 
+def run_outcome_fields(record: JSON) -> JSON:
+    """Why a run failed and what it delivered, from its stored outcome: ``failure_code``,
+    ``failure_reason`` (one plain phrase; an unknown code as it is) and ``delivery``
+    (``pull_request`` or ``no_changes``)."""
+    raw = record.get("outcome")
+    outcome: JSON = raw if isinstance(raw, dict) else {}
+    code = outcome.get("failure_code") if isinstance(outcome.get("failure_code"), str) else None
+    exit_code = outcome.get("exit_code")
+    exit_code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
+    delivery = outcome.get("delivery") if isinstance(outcome.get("delivery"), str) else None
+    return {"failure_code": code, "failure_reason": failure_reason(code, exit_code), "delivery": delivery}
+
+
 def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
     """Rows for every tracked run inside the retention window, newest tracked first.
 
@@ -204,6 +218,7 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
                 "sandbox_record_id": detail.get("sandbox_record_id"),
                 "sandbox_id": detail.get("sandbox_id"),
                 "pr_url": record.get("pr_url"),
+                **run_outcome_fields(record),
                 "latest_event": latest,
                 "event_count": record.get("event_count", 0),
                 "events_truncated": events_truncated,

@@ -47,7 +47,10 @@ INERT = """
   for (const el of document.body.querySelectorAll('script:not([src]), iframe, svg, math, img, style, base, b, meta[http-equiv]')) {
     found.push('<' + el.localName + '>');
   }
+  // The board's own "Track on the board" bookmarklet is made by the view, not from data.
+  const bookmarklet = /^javascript:void\(open\("https?:\/\/[A-Za-z0-9.:\[\]-]+\/\?run="\+encodeURIComponent\(location\.href\)\)\)$/;
   for (const a of document.querySelectorAll('a[href]')) {
+    if (a.hasAttribute('data-bookmarklet') && bookmarklet.test(a.getAttribute('href'))) continue;
     if (!['http:', 'https:'].includes(new URL(a.href, location.href).protocol)) found.push('link to ' + a.href.slice(0, 40));
   }
   for (const el of document.querySelectorAll('[hx-get], [hx-post]')) {
