@@ -7,7 +7,9 @@ displayed datum can say how old it is. Upstream timestamps stay the ISO strings
 upstream sent.
 
 Keys (all JSON unless noted):
-- ``board:run:<run_id>``          one tracked run: detail, events (clipped), PR URL
+- ``board:run:<run_id>``          one tracked run: detail, events (clipped), PR URL; once the run
+                                  is finished (or no source owns it) it expires a grace period after
+                                  the retention window, so Redis holds live runs, not every run seen
 - ``board:sandboxes:<source>``    the last ``/sandboxes`` list of a source
 - ``board:repos:<source>``        the last ``/repos`` list of a source
 - ``board:account:<source>``      account readiness (``/api/auth/user``, ``/models``)
@@ -77,9 +79,26 @@ def _set(key: str, value: JSON, *, ttl: int | None = None) -> None:
 # --- runs --------------------------------------------------------------------
 
 
-def run_write(record: JSON) -> None:
-    """Store one run record; ``record["run_id"]`` names it."""
-    _set(f"board:run:{record['run_id']}", record)
+# A finished run's record outlives the retention window (``BOARD_RETENTION_HOURS``,
+# counted from when it finished, which is at or before its last write) by this much,
+# so it never expires while the board still shows the run; past it the history keeps it.
+FINISHED_RUN_GRACE_SECONDS = 3600
+
+
+def finished_run_ttl() -> int:
+    """Seconds a finished run's record is kept after its last write."""
+    hours: int = settings.BOARD_RETENTION_HOURS
+    return hours * 3600 + FINISHED_RUN_GRACE_SECONDS
+
+
+def run_write(record: JSON, *, finished: bool = False) -> None:
+    """Store one run record; ``record["run_id"]`` names it.
+
+    ``finished``: the run will not change any more (terminal, or no source owns
+    it): its record expires ``finished_run_ttl()`` after this write. A live run's
+    record does not expire (a write that says it is live again removes the expiry).
+    """
+    _set(f"board:run:{record['run_id']}", record, ttl=finished_run_ttl() if finished else None)
 
 
 def run_read(run_id: str) -> JSON | None:

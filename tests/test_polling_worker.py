@@ -187,6 +187,11 @@ def _assert_within_budget(records: list[dict[str, Any]], token: str) -> None:
         assert end - start + 1 <= BUDGET, f"{token} sent {end - start + 1} requests within {WINDOW} s"
 
 
+def _record_ttl(run_id: str) -> int:
+    """Seconds until the run's record expires; -1 when it never does."""
+    return int(snapshots.redis_client().ttl(f"board:run:{run_id}"))
+
+
 def test_a_tracked_run_appears_follows_its_status_and_stops_being_polled(
     two_sources: PollerGroup, sim2: Sim
 ) -> None:
@@ -198,6 +203,8 @@ def test_a_tracked_run_appears_follows_its_status_and_stops_being_polled(
 
     sim2.set_status(run_id, "streaming")
     wait_for(lambda: _board_status(run_id, "streaming"), timeout=15, what="streaming on the board")
+    # A live run's record is kept for as long as it lives.
+    assert _record_ttl(run_id) == -1
     sim2.set_status(run_id, "success")
     done = wait_for(lambda: _board_status(run_id, "success"), timeout=15, what="success on the board")
     wait_for(
@@ -215,6 +222,10 @@ def test_a_tracked_run_appears_follows_its_status_and_stops_being_polled(
         "delivery": "pull_request",
     }
     assert done["finished_at"] is not None
+    # A finished run's record expires after the retention window (and a grace
+    # period), so Redis holds the live runs, not every run ever seen.
+    kept = settings.BOARD_RETENTION_HOURS * 3600
+    assert kept < _record_ttl(run_id) <= kept + snapshots.FINISHED_RUN_GRACE_SECONDS
 
     # Keep another run active, and use its polls as the clock: once it has
     # been fetched several more times, the finished run would have been too.

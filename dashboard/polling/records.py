@@ -73,7 +73,7 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
         "error_kind": None,
         "error_at": None,
     }
-    snapshots.run_write(record)
+    snapshots.run_write(record, finished=_finished(record))
 
     status = result.run.status
     was_terminal = row.status in TERMINAL_STATUSES and row.finished_at is not None
@@ -102,6 +102,12 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
     if still_tracked and row.final_fetch_done:
         run_summary_write(row=row, record=record, repo_name=_repo_name(source, result.run.repo_id))
     return record
+
+
+def _finished(record: JSON) -> bool:
+    """True when the record says its run will not change: a terminal status, or no source owns it."""
+    status = (record.get("run") or {}).get("status")
+    return status in TERMINAL_STATUSES or record.get("lookup") == TrackedRun.Lookup.NOT_FOUND.value
 
 
 def _repo_name(source: str, repo_id: str | None) -> str | None:
@@ -149,7 +155,7 @@ def run_record_error(run_id: str, source: str | None, kind: str, *, now: float) 
         }
     record["error_kind"] = kind
     record["error_at"] = now
-    snapshots.run_write(record)
+    snapshots.run_write(record, finished=_finished(record))
 
 
 def run_record_not_found(row: TrackedRun, *, now: float) -> None:
@@ -172,7 +178,7 @@ def run_record_not_found(row: TrackedRun, *, now: float) -> None:
         }
     )
     record.setdefault("fetched_at", now)
-    snapshots.run_write(record)
+    snapshots.run_write(record, finished=True)
     TrackedRun.objects.filter(pk=row.pk).update(lookup=TrackedRun.Lookup.NOT_FOUND, source="")
 
 

@@ -1,0 +1,36 @@
+"""What a process keeps per row it has seen stays bounded, however many rows a wall sees in weeks."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.template import Context, Template
+
+from dashboard.board import templatetags, unreadable
+
+DISTINCT_ROWS = 10_000
+
+
+def test_the_row_cache_holds_at_most_its_bound_after_ten_thousand_distinct_rows() -> None:
+    template = Template(
+        "{% load board %}{% for row in rows %}{% cached_row row.sig %}<p>{{ row.sig }}</p>{% endcached_row %}{% endfor %}"
+    )
+    nodes = template.nodelist.get_nodes_by_type(templatetags.CachedRowNode)
+    node = next(n for n in nodes if isinstance(n, templatetags.CachedRowNode))
+    for start in range(0, DISTINCT_ROWS, 500):
+        rows = [{"sig": f"row-{n}"} for n in range(start, start + 500)]
+        html = template.render(Context({"rows": rows, "now": 0.0}))
+        # Still right after the cache was emptied and refilled.
+        assert f"<p>row-{start + 499}</p>" in html
+        assert len(node.rows) <= templatetags.ROW_CACHE_SIZE
+    assert len(node.rows) > 0
+
+
+def test_row_checks_and_unreadable_log_lines_are_remembered_within_their_bounds() -> None:
+    for n in range(DISTINCT_ROWS):
+        row = {"sig": f"sig-{n}", "run_id": "not a uuid", "fetched_at": 1.0}
+        assert unreadable.run_row_problem(row) == "its 'run_id' is not a run id"
+        unreadable.unreadable_log("run", str(uuid.uuid4()), "its 'run_id' is not a run id")
+        assert len(unreadable._seen) <= unreadable._SEEN_LIMIT
+        assert len(unreadable._logged) <= unreadable._LOGGED_LIMIT
+    assert unreadable._seen and unreadable._logged
