@@ -223,3 +223,16 @@ def test_a_run_with_a_repo_goes_to_the_sources_that_hold_it() -> None:
     assert lookup_sources(SOURCES, tried=(), repos_unknown=["ada"], wait_for_repos=True) == []
     assert lookup_sources(SOURCES, tried=(), repos_unknown=["ada"], wait_for_repos=False) == SOURCES
     assert lookup_sources(SOURCES, tried=SOURCES) == []
+
+
+def test_a_run_nothing_points_anywhere_is_asked_two_sources_at_a_time_spread_over_all() -> None:
+    sources = [f"t{n:02d}" for n in range(50)]
+    firsts = set()
+    for n in range(200):
+        asked = lookup_sources(sources, tried=(), run_id=f"run-{n}")
+        assert len(asked) == 2
+        firsts.add(asked[0])
+    # Spread over the tokens, not always the first ones configured.
+    assert len(firsts) > 30
+    # The last untried ones are asked all the same.
+    assert lookup_sources(sources, tried=sources[:-1], run_id="run-1") == ["t49"]

@@ -35,6 +35,7 @@ for it.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -45,6 +46,9 @@ TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 
 # What one fetch costs in upstream requests: account readiness is /api/auth/user + /models.
 COST: dict[FetchKind, int] = {"run_events": 1, "sandboxes": 1, "repos": 1, "account": 2, "lookup": 1}
+
+# A run nothing points to a source for is asked on this many sources at a time.
+FALLBACK_AT_ONCE = 2
 
 # A source is planned again at least this often, so its health (budget used,
 # active runs) stays current even when nothing falls due.
@@ -311,6 +315,7 @@ def lookup_sources(
     repo_owners: Iterable[str] = (),
     repos_unknown: Iterable[str] = (),
     wait_for_repos: bool = False,
+    run_id: str | None = None,
 ) -> list[str]:
     """The sources a newly tracked run should be looked up on next (each once), in configured order.
 
@@ -319,7 +324,9 @@ def lookup_sources(
     ``repos_unknown``: sources whose repo list is not known yet. The named source
     goes alone; else the repo's owners; a run with a repo no known list holds
     waits (``[]``) while some repo list is still unknown and ``wait_for_repos``;
-    only then is every untried source asked. Empty when there is nothing to ask.
+    only then are the untried sources asked, ``FALLBACK_AT_ONCE`` at a time from
+    a place that depends on ``run_id`` (all of them when it is not given).
+    Empty when there is nothing to ask.
     """
     done = set(tried)
     untried = [source for source in sources if source not in done]
@@ -332,4 +339,10 @@ def lookup_sources(
     unknown = set(repos_unknown)
     if wait_for_repos and any(source in unknown for source in untried):
         return []
-    return untried
+    if run_id is None or len(untried) <= FALLBACK_AT_ONCE:
+        return untried
+    # Nothing says who owns it: ask a few sources at a time, starting at a place
+    # that depends on the run, so the cost of many such runs is spread over every
+    # token instead of falling on the first ones configured.
+    start = zlib.crc32(run_id.encode()) % len(untried)
+    return (untried[start:] + untried[:start])[:FALLBACK_AT_ONCE]

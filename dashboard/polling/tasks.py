@@ -237,6 +237,7 @@ def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: floa
             repo_owners=owners.get(repo_id, ()) if repo_id else (),
             repos_unknown=unknown,
             wait_for_repos=repo_id is not None and now - row[7].timestamp() < LOOKUP_REPOS_WAIT_SECONDS,
+            run_id=run_id,
         ):
             queues[source].append(run_id)
     return queues
