@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("api/board.json", views.board_json, name="board-json"),
     path("history/", history_views.history, name="history"),
+    path("trends/", history_views.trends, name="trends"),
     path("history/export.csv", history_views.history_export_csv, name="history-csv"),
     path("history/export.json", history_views.history_export_json, name="history-json"),
     path("kiosk/<str:token>/", views.kiosk, name="kiosk"),

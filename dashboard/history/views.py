@@ -28,6 +28,7 @@ from dashboard.history.search import (
     history_runs,
     run_acknowledgements,
 )
+from dashboard.history.trends import CHART_HEIGHT, CHART_WIDTH, PERIODS, trends_compute
 from dashboard.models import RunSummary
 
 
@@ -143,3 +144,33 @@ def history_export_csv(request: HttpRequest) -> HttpResponseBase:
 def history_export_json(request: HttpRequest) -> HttpResponseBase:
     """The current filter's runs as JSON (streamed)."""
     return _export(request, "json")
+
+
+@require_GET
+@board_login_required
+def trends(request: HttpRequest) -> HttpResponse:
+    """Runs per day by outcome, success rate and durations per repo, failure reasons, per source."""
+    raw = request.GET.get("days", "").strip() or "30"
+    problems = []
+    if raw not in {str(d) for d in PERIODS}:
+        problems.append(
+            f"{raw[:20]!r} is not a period the trends offer; use days=7, days=30 or days=90. Showing 30 days."
+        )
+        raw = "30"
+    zone, tz_problem = viewer_time_zone(request)
+    if tz_problem:
+        problems.append(tz_problem)
+    with timezone.override(zone):
+        data = trends_compute(int(raw))
+    context = {
+        "trends": data,
+        "periods": PERIODS,
+        "problems": problems,
+        "tz": zone,
+        "chart_width": CHART_WIDTH,
+        "chart_height": CHART_HEIGHT,
+        "app_version": selectors.app_version(),
+    }
+    response = render(request, "board/trends.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
