@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dashboard.demo import new_pat
-from dashboard.mogplex.client import MogplexClient, retry_after_seconds
+from dashboard.mogplex.client import MogplexClient, redirect_advice, retry_after_seconds
 from dashboard.mogplex.config import Source, Token
 from dashboard.mogplex.errors import (
     ERROR_KINDS,
@@ -336,8 +336,15 @@ def test_a_redirect_is_refused_and_not_followed(reader: Reader, simulator_server
         reader.client.repos()
 
     message = str(raised.value)
-    assert f"Mogplex at {simulator_server} answered 308 redirect to https://mogplex.com/" in message
-    assert "set MOGPLEX_BASE_URL to the address it redirects to" in message
+    assert message == (
+        f"Mogplex at {simulator_server} answered 308 redirect to https://mogplex.com, another host than "
+        "127.0.0.1, so it must not be trusted with the token unless you know it is Mogplex: check "
+        "MOGPLEX_BASE_URL."
+    )
+    assert raised.value.board_message == (
+        "Mogplex answered with a redirect to https://mogplex.com, another host than 127.0.0.1, so it "
+        "must not be trusted with the token unless you know it is Mogplex: check MOGPLEX_BASE_URL."
+    )
     assert raised.value.location == "https://mogplex.com/api/v1/mogplex/repos"
     records = reader.new_requests(mark)
     assert [(r["path"], r["status"]) for r in records] == [("/api/v1/mogplex/repos", 308)]
@@ -354,6 +361,73 @@ def test_a_redirect_to_the_login_page_points_at_the_token(reader: Reader, simula
     assert raised.value.status == 307
     assert "login page" in str(raised.value)
     assert "MOGPLEX_TOKEN" in str(raised.value)
+    # The precise reason reaches the source's row too, without the login page's query.
+    assert raised.value.board_message == (
+        "Mogplex answered with a redirect to its login page, so the bearer token did not reach the "
+        "API; check MOGPLEX_TOKEN and that no proxy strips the Authorization header."
+    )
+
+
+def test_a_redirect_shows_where_it_points_but_never_its_path_or_query(
+    reader: Reader, simulator_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    location = "https://user:pw@evil.example:8443/steal?token=mog_abc#x"
+    reader.sim.inject_fault("redirect", token="reader", count=1, status=302, location=location)
+
+    with caplog.at_level("INFO", logger="dashboard.mogplex"), pytest.raises(RedirectRefused) as raised:
+        reader.client.repos()
+
+    said = raised.value.board_message or ""
+    assert said.startswith("Mogplex answered with a redirect to https://evil.example:8443, another host")
+    assert "must not be trusted with the token" in said
+    for secret in ("steal", "token=", "mog_abc", "user:pw"):
+        assert secret not in said and secret not in str(raised.value)
+        assert secret not in caplog.text
+    assert "outcome=redirect status=302" in caplog.text
+    assert "redirect_to=https://evil.example:8443" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("base", "location", "advice"),
+    [
+        (
+            "https://www.mogplex.com",
+            "https://mogplex.com/api/v1/mogplex/repos?limit=200",
+            "redirect to https://mogplex.com, the same site; set MOGPLEX_BASE_URL to https://mogplex.com.",
+        ),
+        (
+            "https://mogplex.com",
+            "https://www.mogplex.com/api/v1/mogplex/repos",
+            "redirect to https://www.mogplex.com, the same site; set MOGPLEX_BASE_URL to https://www.mogplex.com.",
+        ),
+        (
+            "https://mogplex.com",
+            "http://mogplex.com/api/v1/mogplex/repos",
+            "redirect to http://mogplex.com, plain http, so it must not be trusted with the token: keep "
+            "MOGPLEX_BASE_URL on https and check what answers at it.",
+        ),
+        (
+            "https://mogplex.com",
+            "https://mogplex.example.net/x",
+            "redirect to https://mogplex.example.net, another host than mogplex.com, so it must not be "
+            "trusted with the token unless you know it is Mogplex: check MOGPLEX_BASE_URL.",
+        ),
+    ],
+)
+def test_redirect_advice_says_same_site_or_not_to_be_trusted(base: str, location: str, advice: str) -> None:
+    assert redirect_advice(base, location) == advice
+
+
+def test_an_error_sent_with_200_says_what_upstream_said(reader: Reader) -> None:
+    reader.sim.inject_fault("ok_false_200", token="reader", count=1)
+
+    with pytest.raises(ProtocolError) as raised:
+        reader.client.sandboxes()
+
+    assert raised.value.board_message == (
+        "Mogplex answered an error with a success status (200, ok: false): Something went wrong; "
+        "the board retries with growing pauses."
+    )
 
 
 def test_an_empty_token_is_refused_before_anything_is_sent(simulator_server: str, reader: Reader) -> None:

@@ -90,7 +90,12 @@ RATE_LIMITED = "Mogplex rate-limited this token (429); the board waits for Retry
 UNAVAILABLE = "Mogplex is failing or unreachable; the board retries with growing pauses."
 TIMEOUT = "Mogplex did not answer in time; the board retries with growing pauses."
 PROTOCOL = "Mogplex answered with something that is not the v1 API; check MOGPLEX_BASE_URL."
-REDIRECT = "Mogplex answered with a redirect; set MOGPLEX_BASE_URL to the address it redirects to."
+OK_FALSE = (
+    "Mogplex answered an error with a success status (200, ok: false): Something went wrong; "
+    "the board retries with growing pauses."
+)
+# The simulator redirects to the www name of its own address, over plain http; the port follows.
+REDIRECT = "Mogplex answered with a redirect to http://www.127.0.0.1:"
 
 RUN_OPTIONAL_FIELDS = [
     "aiCallId",
@@ -544,7 +549,7 @@ CASES = [
     # Several runs, so several requests are on their way when the first one times out.
     Case("timeout", "timeout", "timeout", TIMEOUT, {"delay_seconds": READ_TIMEOUT + 2}, runs=6),
     Case("malformed json", "malformed_json", "protocol", PROTOCOL),
-    Case("ok false 200", "ok_false_200", "protocol", PROTOCOL),
+    Case("ok false 200", "ok_false_200", "protocol", OK_FALSE),
     Case("redirect", "redirect", "redirect", REDIRECT),
     Case("unknown values"),
     Case("missing fields"),

@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from dashboard.mogplex.config import API_PREFIX, Source, normalize_base_url
+from dashboard.mogplex.config import API_PREFIX, Source, is_loopback_host, normalize_base_url
 from dashboard.mogplex.errors import (
     BadRequest,
     Forbidden,
@@ -281,14 +281,20 @@ class MogplexClient:
         status, outcome = self._exchange(url, template, params, parse)
         ms = round((time.monotonic() - started) * 1000)
         kind = outcome.kind if isinstance(outcome, MogplexError) else "ok"
+        redirect_to = (
+            f" redirect_to={_origin(outcome.location)}"
+            if isinstance(outcome, RedirectRefused) and outcome.location
+            else ""
+        )
         logger.log(
             logging.WARNING if isinstance(outcome, MogplexError) else logging.INFO,
-            "mogplex source=%s endpoint=%s outcome=%s status=%s ms=%d",
+            "mogplex source=%s endpoint=%s outcome=%s status=%s ms=%d%s",
             self.source.name,
             template,
             kind,
             "-" if status is None else status,
             ms,
+            redirect_to,
             extra={
                 "mogplex_source": self.source.name,
                 "mogplex_endpoint": template,
@@ -419,21 +425,73 @@ class MogplexClient:
             return RedirectRefused(
                 f"{where} answered {status} redirect without a Location; check MOGPLEX_BASE_URL.",
                 status=status,
+                board_message="Mogplex answered with a redirect without a Location; check MOGPLEX_BASE_URL.",
             )
         location = urljoin(str(response.request.url), raw_location)
         if urlsplit(location).path.startswith("/login"):
+            advice = (
+                "redirect to its login page, so the bearer token did not reach the API; check "
+                "MOGPLEX_TOKEN and that no proxy strips the Authorization header."
+            )
             return RedirectRefused(
-                f"{where} answered {status} redirect to its login page, so the bearer token did not "
-                "reach the API; check MOGPLEX_TOKEN and that no proxy strips the Authorization header.",
+                f"{where} answered {status} {advice}",
                 status=status,
                 location=location,
+                board_message=f"Mogplex answered with a {advice}",
             )
+        advice = redirect_advice(self.base_url, location)
         return RedirectRefused(
-            f"{where} answered {status} redirect to {location}; set MOGPLEX_BASE_URL to the address "
-            "it redirects to.",
+            f"{where} answered {status} {advice}",
             status=status,
             location=location,
+            board_message=f"Mogplex answered with a {advice}",
         )
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: never its path, query or credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def redirect_advice(base_url: str, location: str) -> str:
+    """What to do about a redirect from ``base_url`` to ``location``, starting "redirect to <origin>".
+
+    A redirect between the www and the bare host of one name (Mogplex's own proxy sends
+    www to the apex) is the same site: point the base URL there. A redirect to another
+    host, or to plain http from https, must not be trusted with the token.
+    """
+    try:
+        target = _origin(location)
+        target_host = (urlsplit(location).hostname or "").lower()
+    except ValueError:
+        return "redirect to an address that is not a URL; check MOGPLEX_BASE_URL."
+    base = urlsplit(base_url)
+    base_host = (base.hostname or "").lower()
+    scheme = urlsplit(location).scheme.lower()
+    untrusted = "it must not be trusted with the token"
+    if scheme not in {"http", "https"}:
+        return f"redirect to a {scheme or 'relative'} address; {untrusted}: check MOGPLEX_BASE_URL."
+    if scheme == "http" and base.scheme == "https":
+        return (
+            f"redirect to {target}, plain http, so {untrusted}: keep MOGPLEX_BASE_URL on https and "
+            "check what answers at it."
+        )
+    if target_host.removeprefix("www.") != base_host.removeprefix("www."):
+        return (
+            f"redirect to {target}, another host than {base_host}, so {untrusted} unless you know it "
+            "is Mogplex: check MOGPLEX_BASE_URL."
+        )
+    if scheme == "http" and not is_loopback_host(target_host):
+        return (
+            f"redirect to {target}, the same site over plain http, so {untrusted}: use its https "
+            "address in MOGPLEX_BASE_URL."
+        )
+    return f"redirect to {target}, the same site; set MOGPLEX_BASE_URL to {target}."
 
 
 # -- reading a response -----------------------------------------------------------

@@ -18,9 +18,14 @@ class MogplexError(Exception):
     kind: ClassVar[str] = "error"
     default_message: ClassVar[str] = "The request to Mogplex failed."
 
-    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, status: int | None = None, board_message: str | None = None
+    ) -> None:
         self.message = message or self.default_message
         self.status = status
+        # For the source's row, when the client knows more than its kind's general sentence
+        # (where a redirect points, what an error sent with 200 said); never a token or a query.
+        self.board_message = board_message
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -113,9 +118,14 @@ class RedirectRefused(MogplexError):
     default_message = "Mogplex answered with a redirect; set MOGPLEX_BASE_URL to the address it redirects to."
 
     def __init__(
-        self, message: str | None = None, *, status: int | None = None, location: str | None = None
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        location: str | None = None,
+        board_message: str | None = None,
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, status=status, board_message=board_message)
         self.location = location
 
 

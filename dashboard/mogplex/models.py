@@ -426,10 +426,15 @@ def parse_envelope(content: bytes, status: int) -> Any:
             status=status,
         )
     if not ok:
+        said = " ".join((error_message(content) or "no message").split())[:200]
         raise ProtocolError(
-            f"Mogplex answered {status} with ok: false ({error_message(content) or 'no message'}); "
+            f"Mogplex answered {status} with ok: false ({said}); "
             "an error must not come with a success status, so treat it as an upstream fault and retry later.",
             status=status,
+            board_message=(
+                f"Mogplex answered an error with a success status ({status}, ok: false): {said}; "
+                "the board retries with growing pauses."
+            ),
         )
     return body.get("data")
 

@@ -402,7 +402,7 @@ def settle(source: str, endpoint: str, admission: Admission, error: MogplexError
     snapshots.source_health_update(
         source,
         state=outcome if outcome in SOURCE_MESSAGES else "unavailable",
-        message=SOURCE_MESSAGES.get(outcome, str(error)),
+        message=error.board_message or SOURCE_MESSAGES.get(outcome, str(error)),
         next_try_at=until,
         last_error_at=now,
         last_error_kind=outcome,
