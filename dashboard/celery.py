@@ -5,6 +5,9 @@ import warnings
 
 from celery import Celery
 from celery.exceptions import SecurityWarning
+from kombu.transport import TRANSPORT_ALIASES
+
+from dashboard.polling.broker import TRANSPORT
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
@@ -16,6 +19,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 warnings.filterwarnings(
     "ignore", message="You're running the worker with superuser", category=SecurityWarning
 )
+
+# redis:// and rediss:// broker URLs use the board's Redis transport (see dashboard.polling.broker).
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = TRANSPORT
 
 app = Celery("dashboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")

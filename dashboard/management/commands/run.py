@@ -1,4 +1,8 @@
-"""``manage.py run``: the whole board on one machine, stopped together with Ctrl-C."""
+"""``manage.py run``: the whole board on one machine, stopped together with Ctrl-C.
+
+A part that dies is started again with back-off (``dashboard.management.supervision``);
+the board stops only on Ctrl-C, or when a part dies 5 times in 5 minutes.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard import snapshots
 from dashboard.env import envstr
+from dashboard.management.supervision import PartKeepsDying, Supervisor
 
 OPERATOR = "admin"
 # How long start-up waits for every part to answer before saying which do not.
@@ -82,7 +87,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         var_dir = Path(settings.VAR_DIR)
         var_dir.mkdir(parents=True, exist_ok=True)
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.supervisor = Supervisor(self.stdout)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
@@ -285,26 +290,25 @@ class Command(BaseCommand):
         return pending
 
     def _spawn(self, name: str, argv: list[str], *, lines: Callable[[str], str | None] | None = None) -> None:
-        """Start a child; with ``lines``, its output goes through it (a line, or None to drop it)."""
-        if lines is None:
-            proc = subprocess.Popen(argv, start_new_session=True)
-        else:
-            proc = subprocess.Popen(
-                argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=False
-            )
+        """Start a supervised child; with ``lines``, its output goes through it (a line, or None to drop it)."""
+
+        def relay(proc: subprocess.Popen[bytes]) -> None:
+            assert lines is not None
             threading.Thread(target=_relay, args=(proc, lines), daemon=True).start()
-        self.children.append((name, proc))
+
+        self.supervisor.start(name, argv, piped=lines is not None, started=relay if lines else None)
 
     def _check_children(self) -> None:
-        for name, proc in self.children:
-            code = proc.poll()
-            if code is not None:
-                raise CommandError(f"The {name} process stopped (exit code {code}); stopping the rest.")
+        """Restart the parts that died; a part that keeps dying stops the board."""
+        try:
+            self.supervisor.check()
+        except PartKeepsDying as exc:
+            raise CommandError(str(exc)) from None
 
     def _supervise(self) -> None:
         while True:
             self._check_children()
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -314,12 +318,4 @@ class Command(BaseCommand):
         # interrupt the shutdown and orphan the children.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + 10
-        for _, proc in reversed(self.children):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        self.supervisor.stop_all()
