@@ -73,7 +73,8 @@ def _get(key: str) -> JSON | None:
 
 
 def _set(key: str, value: JSON, *, ttl: int | None = None) -> None:
-    redis_client().set(key, json.dumps(value, separators=(",", ":")), ex=ttl)
+    # Text as text (UTF-8), not ASCII escapes: an emoji is 4 bytes, not 12 characters.
+    redis_client().set(key, json.dumps(value, separators=(",", ":"), ensure_ascii=False), ex=ttl)
 
 
 # --- runs --------------------------------------------------------------------
@@ -259,7 +260,7 @@ def board_write(board: JSON, *, fetched: Mapping[str, float | None] | None = Non
     version = content_version(board)
     board["version"] = version
     pipe = redis_client().pipeline()
-    pipe.set("board:composed", json.dumps(board, separators=(",", ":")))
+    pipe.set("board:composed", json.dumps(board, separators=(",", ":"), ensure_ascii=False))
     pipe.set("board:version", version)
     if fetched is None:
         pipe.delete("board:fetched")

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.board import selectors, unreadable
+from dashboard.mogplex.text import clip, grapheme_count
 
 register = template.Library()
 
@@ -264,8 +265,10 @@ def pretty_json(value: Any) -> str:
     if value is None:
         return ""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    if len(text) > PAYLOAD_CLIP:
-        return text[:PAYLOAD_CLIP] + f"\n… clipped ({len(text) - PAYLOAD_CLIP} more characters)"
+    shown, clipped = clip(text, PAYLOAD_CLIP)
+    if clipped:
+        more = grapheme_count(text) - grapheme_count(shown) + 1
+        return shown.removesuffix("…") + f"\n… clipped ({more} more characters)"
     return text
 
 

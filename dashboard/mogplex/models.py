@@ -46,6 +46,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dashboard.mogplex import text
 from dashboard.mogplex.errors import ProtocolError, RecordShapeError
 from dashboard.mogplex.failures import failure_reason
 
@@ -273,22 +274,13 @@ def _mapping_or_none(value: object) -> object:
 
 
 def clip_text(value: object, limit: int) -> str | None:
-    """Text cut to ``limit`` characters with an ellipsis (``None`` for anything but text)."""
-    if not isinstance(value, str):
-        return None
-    return value if len(value) <= limit else value[: limit - 1] + "\u2026"
+    """Text cut to ``limit`` characters with an ellipsis (``None`` for anything but text); see ``text``."""
+    return text.clip_text(value, limit)
 
 
 def clip_json(value: object, limit: int) -> JSONObject:
     """An object itself when its JSON is short, else ``{"clipped": true, "preview", "size"}``."""
-    payload = _payload(value)
-    if payload.get("clipped") is True and set(payload) == {"clipped", "preview", "size"}:
-        # Clipped already (a record read back from the store).
-        return payload
-    text = json.dumps(payload, separators=(",", ":"), default=str)
-    if len(text) <= limit:
-        return payload
-    return {"clipped": True, "preview": text[:limit], "size": len(text)}
+    return text.clip_payload(_payload(value), limit)
 
 
 Text = Annotated[str | None, PlainValidator(_text)]

@@ -18,6 +18,7 @@ from django.utils import timezone
 from dashboard import snapshots
 from dashboard.board.selectors import board_fetched
 from dashboard.models import Acknowledgement, TrackedRun
+from dashboard.mogplex import text
 from dashboard.mogplex.failures import failure_reason
 from dashboard.mogplex.models import parse_timestamp
 from dashboard.polling.scheduler import TERMINAL_STATUSES
@@ -30,6 +31,7 @@ logger = logging.getLogger("dashboard.polling")
 # The product's own threshold for agent calls (contract section 9): a run that
 # has not moved for this long may have lost its worker.
 POSSIBLY_STALE_AFTER = timedelta(hours=6)
+LATEST_MESSAGE_CHARS = 300
 
 
 def _is_uuid(value: Any) -> bool:
@@ -51,7 +53,8 @@ def _latest_event(events: list[JSON]) -> JSON | None:
     return {
         "type": last.get("type"),
         "tool_name": last.get("tool_name"),
-        "message": last.get("message"),
+        # The board's rows show at most 90 characters of it (the run page reads the record).
+        "message": text.clip_text(last.get("message"), LATEST_MESSAGE_CHARS),
         "created_at": last.get("created_at"),
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any
 from dashboard import snapshots
 from dashboard.history.summaries import run_summary_write
 from dashboard.models import TrackedRun
+from dashboard.mogplex import text
 from dashboard.mogplex.models import UNREADABLE, AccountUser, Model, Repo, RunEvents, Sandbox
 from dashboard.polling.scheduler import TERMINAL_STATUSES
 
@@ -22,14 +22,32 @@ EVENTS_LIMIT = 200
 # Payloads are agent-written and can reach 20,000 characters upstream; the
 # board shows a line of each, so a few KB per event is plenty.
 PAYLOAD_CLIP_CHARS = 2048
+# What the board stores of upstream text is what a page can show: the run page shows
+# 1,000 characters of an event's message, and no page shows more than 300 of any other
+# field (an error, a branch). A 100 kB message must not make a 700 kB record.
+EVENT_MESSAGE_CHARS = 1000
+FIELD_CHARS = 1000
 
 
 def clip_payload(payload: JSON) -> JSON:
-    """``payload`` itself when small, else a marker with the start of its JSON."""
-    text = json.dumps(payload, separators=(",", ":"), default=str)
-    if len(text) <= PAYLOAD_CLIP_CHARS:
-        return payload
-    return {"clipped": True, "preview": text[:PAYLOAD_CLIP_CHARS], "size": len(text)}
+    """``payload`` itself when small, else a marker with the start of its JSON (see ``text.clip_payload``)."""
+    return text.clip_payload(payload, PAYLOAD_CLIP_CHARS)
+
+
+def event_clip(event: JSON) -> tuple[JSON, bool]:
+    """One stored event: message, payload and other text clipped; and whether anything was."""
+    payload = event.get("payload")
+    rest, clipped = text.clip_strings({k: v for k, v in event.items() if k != "payload"}, FIELD_CHARS)
+    message = event.get("message")
+    if isinstance(message, str):
+        rest["message"], message_clipped = text.clip(message, EVENT_MESSAGE_CHARS)
+        clipped = clipped or message_clipped
+    if isinstance(payload, dict):
+        rest["payload"] = clip_payload(payload)
+        clipped = clipped or rest["payload"] is not payload
+    else:
+        rest["payload"] = payload
+    return rest, clipped
 
 
 def merge_events(known: Sequence[JSON], fresh: Iterable[JSON]) -> list[JSON]:
@@ -51,10 +69,12 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
     run_id = str(row.run_id)
     previous = snapshots.run_read(run_id) or {}
     fresh = []
+    clipped = False
     for event in result.events:
-        data = event.to_dict()
-        data["payload"] = clip_payload(data["payload"])
+        data, event_clipped = event_clip(event.to_dict())
+        clipped = clipped or event_clipped
         fresh.append(data)
+    run, run_clipped = text.clip_strings(result.run.to_dict(), FIELD_CHARS)
     known = previous.get("events") if previous.get("source") == source else None
     events = merge_events(known or [], fresh)
     _log_unreadable_run(run_id, source, result, previous, known or [])
@@ -63,10 +83,12 @@ def run_record_update(row: TrackedRun, source: str, result: RunEvents, *, now: f
         "source": source,
         "fetched_at": now,
         "lookup": TrackedRun.Lookup.FOUND.value,
-        "run": result.run.to_dict(),
+        "run": run,
         "events": events,
         "event_count": len(events),
         "events_truncated": result.truncated(EVENTS_LIMIT) or bool(previous.get("events_truncated")),
+        # Some text was longer than any page shows and is stored clipped (event_count stays whole).
+        "clipped": clipped or run_clipped or bool(previous.get("clipped") and known),
         "pr_url": result.pr_url() or previous.get("pr_url"),
         # failure_code, exit_code and delivery from the terminal event, for one plain reason.
         "outcome": result.outcome().to_dict(),
@@ -185,7 +207,8 @@ def run_record_not_found(row: TrackedRun, *, now: float) -> None:
 def sandboxes_record_update(source: str, sandboxes: Sequence[Sandbox], *, now: float) -> None:
     previous = snapshots.sandboxes_read(source) or {}
     was_unreadable = {s.get("id") for s in previous.get("sandboxes", []) if s.get("status") == UNREADABLE}
-    snapshots.sandboxes_write(source, [sandbox.to_dict() for sandbox in sandboxes], fetched_at=now)
+    stored = [text.clip_strings(sandbox.to_dict(), FIELD_CHARS)[0] for sandbox in sandboxes]
+    snapshots.sandboxes_write(source, stored, fetched_at=now)
     for sandbox in sandboxes:
         if sandbox.status != UNREADABLE:
             snapshots.sandbox_history_append(sandbox.id, sandbox.status, seen_at=now)
