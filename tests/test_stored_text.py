@@ -36,7 +36,7 @@ def tracked_run(sim: SimulatorControl, **events: Any) -> str:
     sim.set_run_status(run_id, "streaming")
     sim.add_events(run_id, 1, type="log", **events)
     TrackedRun.objects.create(run_id=run_id, via=TrackedRun.Via.COMMAND)
-    tasks.run_lookup(run_id)
+    tasks.run_lookup_fetch("demo", run_id)
     return run_id
 
 
