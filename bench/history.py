@@ -7,7 +7,8 @@ user (session and user loaded from the database on every request, as in producti
 1. the history page: the first page, a filtered page (a busy repo's failures), a
    source's last week, a free-text search in the error, and a deep page (page 100);
    ``--requests`` each, target p50 <= 50 ms for the first and the filtered page;
-2. the CSV export of about 10 000 rows (a date range): time to the first row,
+2. the trends page over 7, 30 and 90 days (``--requests`` / 8 each; target p50 <= 150 ms);
+3. the CSV export of about 10 000 rows (a date range): time to the first row,
    the whole export, and the most memory Python held while streaming it (tracemalloc),
    against what holding the same rows as model instances takes.
 
@@ -137,6 +138,15 @@ def run(args: argparse.Namespace, pg: bool) -> None:
         figures = timed(lambda url=url: client.get(url), args.requests)
         print(
             f"  {label:<28} p50 {figures['p50']:6.1f} ms  p90 {figures['p90']:6.1f} ms  max {figures['max']:6.1f} ms"
+            f"  (CPU p50 {figures['cpu']:5.1f} ms)"
+        )
+
+    for days in (7, 30, 90):
+        url = f"/trends/?days={days}"
+        assert client.get(url).status_code == 200, url
+        figures = timed(lambda url=url: client.get(url), max(3, args.requests // 8))
+        print(
+            f"  trends, {days} days{'':<16} p50 {figures['p50']:6.1f} ms  p90 {figures['p90']:6.1f} ms"
             f"  (CPU p50 {figures['cpu']:5.1f} ms)"
         )
 
