@@ -213,7 +213,14 @@ def upstream_board(now: float, entries: Sequence[str] = CORPUS) -> dict[str, Any
             box = board_data.sandbox_row(box_id, status, now=now, **dict.fromkeys(box_fields, text))
             box["sandbox_id"] = text
             boxes.append(box)
-        sources.append(board_data.source_row(text, now=now, state="unauthorized", message=text))
+        account = dict.fromkeys(
+            ("github_state", "github_label", "github_detail", "action_label", "action_url"), text
+        )
+        account.update(compute_state=text, compute_label=text, advice=[text], checked_at=now, known_at=now)
+        account.update(unknown=bool(i % 2), models=i, repos=0, platform_ai=True, platform_sandbox=None)
+        sources.append(
+            board_data.source_row(text, now=now, state="unauthorized", message=text, account=account)
+        )
     return board_data.board(now, runs=runs, sandboxes=boxes, sources=sources)
 
 

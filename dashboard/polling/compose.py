@@ -20,7 +20,7 @@ from dashboard.board.selectors import board_fetched
 from dashboard.models import Acknowledgement, TrackedRun
 from dashboard.mogplex import text
 from dashboard.mogplex.failures import failure_reason
-from dashboard.mogplex.models import parse_timestamp
+from dashboard.mogplex.models import GithubAction, http_url, parse_timestamp
 from dashboard.polling.scheduler import TERMINAL_STATUSES
 from dashboard.polling.sources import source_names
 
@@ -279,6 +279,74 @@ def runs_refetch_lost(rows: list[TrackedRun], records: dict[str, JSON]) -> int:
     return changed
 
 
+# Mogplex's seed advice for the two ways a token can be ready and still see nothing.
+NO_MODEL_ADVICE = "No model is usable with this token: check Available Models in Mogplex."
+NO_REPO_ADVICE = "No repo appears: fix the GitHub App coverage or the repo import in Mogplex."
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def account_readiness(account: JSON | None, repos: JSON | None, app_base: str) -> JSON | None:
+    """What the sources panel says about a source's account readiness, or None before the first check.
+
+    ``unknown``: the last check answered ``{"user": null}``; the fields are then the
+    last known ones, from ``known_at`` (None when nothing was ever known). The next
+    action's link is http(s) only (relative hrefs joined to the Mogplex app).
+    """
+    if not isinstance(account, dict):
+        return None
+    user = account.get("user") if isinstance(account.get("user"), dict) else None
+    models = account.get("models") if isinstance(account.get("models"), int) else None
+    repo_list = repos.get("repos") if isinstance(repos, dict) else None
+    repo_count = len(repo_list) if isinstance(repo_list, list) else None
+    known_at = account.get("known_at")
+    view: JSON = {
+        "checked_at": account.get("fetched_at"),
+        "unknown": bool(account.get("unknown")) or user is None,
+        "known_at": known_at if isinstance(known_at, int | float) else None,
+        "models": models,
+        "repos": repo_count,
+        "github_state": None,
+        "github_label": None,
+        "github_detail": None,
+        "action_label": None,
+        "action_url": None,
+        "platform_ai": None,
+        "platform_sandbox": None,
+        "compute_state": None,
+        "compute_label": None,
+        "advice": [],
+    }
+    if user is not None:
+        action = user.get("github_primary_action")
+        vercel = user.get("vercel") if isinstance(user.get("vercel"), dict) else {}
+        if isinstance(action, dict):
+            link = GithubAction.from_dict(action)
+            view["action_label"] = _text_or_none(link.label)
+            view["action_url"] = http_url(link.url(app_base))
+        view.update(
+            github_state=_text_or_none(user.get("github_state")),
+            github_label=_text_or_none(user.get("github_status_label")),
+            github_detail=_text_or_none(user.get("github_status_detail")),
+            platform_ai=user.get("allow_platform_ai")
+            if isinstance(user.get("allow_platform_ai"), bool)
+            else None,
+            platform_sandbox=user.get("allow_platform_sandbox")
+            if isinstance(user.get("allow_platform_sandbox"), bool)
+            else None,
+            compute_state=_text_or_none(vercel.get("platform_state")),
+            compute_label=_text_or_none(vercel.get("status_label")),
+        )
+    if not view["unknown"]:
+        if models == 0:
+            view["advice"].append(NO_MODEL_ADVICE)
+        if repo_count == 0:
+            view["advice"].append(NO_REPO_ADVICE)
+    return view
+
+
 def board_build(*, heartbeat_at: float | None = None) -> JSON:
     """The composed board from every source's records and the tracked runs (without its version)."""
     now = timezone.now()
@@ -289,8 +357,9 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
     sandboxes_fetched_at: dict[str, float] = {}
     for name in names:
         health = snapshots.source_health_read(name) or {"name": name, "state": "unknown"}
-        sources.append(health)
         repos = snapshots.repos_read(name)
+        health["account"] = account_readiness(snapshots.account_read(name), repos, settings.MOGPLEX_APP_URL)
+        sources.append(health)
         for repo in (repos or {}).get("repos", []):
             repo_names.setdefault(repo["id"], repo["full_name"])
     runs = board_runs(repo_names, now)

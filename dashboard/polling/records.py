@@ -224,11 +224,21 @@ def repos_record_update(source: str, repos: Sequence[Repo], *, now: float) -> No
 def account_record_update(
     source: str, user: AccountUser | None, models: Sequence[Model] | None, *, now: float
 ) -> None:
+    """Store a readiness check. ``{"user": null}`` proves nothing about the token (upstream
+    answers it for a rate-limited or OAuth token too): the last known user is kept, with
+    when it was known (``known_at``), and the record says ``unknown``."""
+    previous = snapshots.account_read(source) or {}
+    count = None if models is None else len(models)
+    if user is None:
+        kept = previous.get("user") if isinstance(previous.get("user"), dict) else None
+        known_at = previous.get("known_at") if kept is not None else None
+        if count is None and isinstance(previous.get("models"), int):
+            count = previous["models"]
+        snapshots.account_write(
+            source, {"fetched_at": now, "user": kept, "models": count, "unknown": True, "known_at": known_at}
+        )
+        return
     snapshots.account_write(
         source,
-        {
-            "fetched_at": now,
-            "user": None if user is None else user.to_dict(),
-            "models": None if models is None else len(models),
-        },
+        {"fetched_at": now, "user": user.to_dict(), "models": count, "unknown": False, "known_at": now},
     )
