@@ -213,7 +213,7 @@ def upstream_board(now: float, entries: Sequence[str] = CORPUS) -> dict[str, Any
             box = board_data.sandbox_row(box_id, status, now=now, **dict.fromkeys(box_fields, text))
             box["sandbox_id"] = text
             boxes.append(box)
-        account = dict.fromkeys(
+        account: dict[str, Any] = dict.fromkeys(
             ("github_state", "github_label", "github_detail", "action_label", "action_url"), text
         )
         account.update(compute_state=text, compute_label=text, advice=[text], checked_at=now, known_at=now)
