@@ -119,7 +119,7 @@ def headline(html: str) -> str:
 
 
 def lane_ids(html: str) -> list[str]:
-    return re.findall(r'<tr id="attention-([^"]+)" class="attn">', html)
+    return re.findall(r'<tr id="attention-([^"]+)" class="attn"[^>]*>', html)
 
 
 def wall_lane_ids(html: str) -> list[str]:

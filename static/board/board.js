@@ -222,6 +222,34 @@
   }
 
   // The class stays until the next swap replaces the row's markup; the pulse runs once.
+  // --- the live region: new problems and recoveries, one polite message per refresh ---
+  //
+  // Each unresolved item of the lane carries data-announce ("acme/api failed"); a refresh
+  // compares the items before and after and says what appeared and what went away.
+
+  var problemsBefore = null;
+
+  function problems() {
+    var out = {};
+    document.querySelectorAll("#board [data-announce][id]").forEach(function (el) { out[el.id] = el.dataset.announce; });
+    return out;
+  }
+
+  function announceChanges() {
+    var live = document.getElementById("announcer");
+    if (!live || !problemsBefore) return;
+    var now = problems();
+    var added = [], gone = [];
+    Object.keys(now).forEach(function (id) { if (!(id in problemsBefore)) added.push(now[id]); });
+    Object.keys(problemsBefore).forEach(function (id) { if (!(id in now)) gone.push(problemsBefore[id]); });
+    problemsBefore = null;
+    if (!added.length && !gone.length) return;
+    var parts = [];
+    if (added.length) parts.push("New problem" + (added.length > 1 ? "s" : "") + ": " + added.join("; ") + ".");
+    if (gone.length) parts.push("Recovered: " + gone.join("; ") + ".");
+    live.textContent = parts.join(" ");
+  }
+
   function alertNew() {
     if (!alerting || !laneBefore) return;
     var fresh = [];
@@ -292,6 +320,7 @@
   function boardReplacing() {
     sigsBefore = sigs();
     laneBefore = laneIds();
+    problemsBefore = problems();
     openBefore = openDetails();
   }
 
@@ -301,6 +330,7 @@
     fitBoard();
     flashChanged();
     alertNew();
+    announceChanges();
     shownState = null;
     tick();
   }
