@@ -19,7 +19,6 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page
 
 from dashboard import snapshots
-
 from dashboard.models import DisplayToken, RunSummary
 from tests import board_data
 from tests.board_data import RUN_ACTIVE, RUN_FAILED, SANDBOX_UP
@@ -47,7 +46,9 @@ def publish_everything() -> None:
     now = time.time()
     board_data.publish(board_data.board(now))
     snapshots.run_write(board_data.run_record(RUN_FAILED, now=now))
-    snapshots.sandboxes_write("demo", [board_data.sandbox_row(SANDBOX_UP, "running", now=now)], fetched_at=now)
+    snapshots.sandboxes_write(
+        "demo", [board_data.sandbox_row(SANDBOX_UP, "running", now=now)], fetched_at=now
+    )
     finished = datetime.now(UTC) - timedelta(hours=1)
     for status in ("success", "failed"):
         RunSummary.objects.create(
@@ -167,7 +168,11 @@ def test_live_region_announces_a_new_failure_and_a_recovery_once(signed_in: Page
     )
 
     failing = board_data.board(
-        now, runs=[board_data.run_row(RUN_ACTIVE, "running", now=now), board_data.run_row(RUN_FAILED, "failed", now=now)]
+        now,
+        runs=[
+            board_data.run_row(RUN_ACTIVE, "running", now=now),
+            board_data.run_row(RUN_FAILED, "failed", now=now),
+        ],
     )
     board_data.publish(failing)
     page.locator("#announcer", has_text="failed").wait_for(timeout=15000)
