@@ -15,7 +15,16 @@ import dj_database_url
 from django.utils.csp import CSP
 
 from dashboard.demo import demo_secrets
-from dashboard.env import ConfigurationError, envbool, envchoice, envint, envlist, envnetworks, envstr
+from dashboard.env import (
+    ConfigurationError,
+    envbool,
+    envchoice,
+    envfloat,
+    envint,
+    envlist,
+    envnetworks,
+    envstr,
+)
 from dashboard.mogplex.config import Source, Token, base_url_from_env, sources_from_env
 from dashboard.notify.destinations import notify_urls_from_env
 from dashboard.sso.config import oidc_from_env
@@ -67,7 +76,8 @@ BOARD_RUN_REFRESH_SECONDS = envint("BOARD_RUN_REFRESH_SECONDS", 10, minimum=1)
 BOARD_SANDBOXES_REFRESH_SECONDS = envint("BOARD_SANDBOXES_REFRESH_SECONDS", 30, minimum=1)
 BOARD_REPOS_REFRESH_SECONDS = envint("BOARD_REPOS_REFRESH_SECONDS", 600, minimum=10)
 BOARD_STALE_SECONDS = envint("BOARD_STALE_SECONDS", 90, minimum=5)
-BOARD_RETENTION_HOURS = envint("BOARD_RETENTION_HOURS", 24, minimum=1)
+# Fractions are allowed (0.05 is three minutes), for a time-compressed endurance run.
+BOARD_RETENTION_HOURS = envfloat("BOARD_RETENTION_HOURS", 24.0, minimum=0.05)
 # A streaming run with no new event for this long, or a run pending for this long, reads "stalled?".
 BOARD_STALL_MINUTES = envint("BOARD_STALL_MINUTES", 15, minimum=1)
 BOARD_PENDING_STALL_MINUTES = envint("BOARD_PENDING_STALL_MINUTES", 10, minimum=1)

@@ -81,15 +81,17 @@ def _set(key: str, value: JSON, *, ttl: int | None = None) -> None:
 
 
 # A finished run's record outlives the retention window (``BOARD_RETENTION_HOURS``,
-# counted from when it finished, which is at or before its last write) by this much,
-# so it never expires while the board still shows the run; past it the history keeps it.
+# counted from when it finished, which is at or before its last write) by this much
+# (or by the window itself when that is shorter), so it never expires while the
+# board still shows the run; past it the history keeps it.
 FINISHED_RUN_GRACE_SECONDS = 3600
 
 
 def finished_run_ttl() -> int:
     """Seconds a finished run's record is kept after its last write."""
-    hours: int = settings.BOARD_RETENTION_HOURS
-    return hours * 3600 + FINISHED_RUN_GRACE_SECONDS
+    hours: float = settings.BOARD_RETENTION_HOURS
+    window = round(hours * 3600)
+    return window + min(FINISHED_RUN_GRACE_SECONDS, window)
 
 
 def run_write(record: JSON, *, finished: bool = False) -> None:

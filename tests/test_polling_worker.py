@@ -189,7 +189,8 @@ def _assert_within_budget(records: list[dict[str, Any]], token: str) -> None:
 
 def _record_ttl(run_id: str) -> int:
     """Seconds until the run's record expires; -1 when it never does."""
-    return int(snapshots.redis_client().ttl(f"board:run:{run_id}"))
+    ttl: int = snapshots.redis_client().ttl(f"board:run:{run_id}")  # type: ignore[assignment]
+    return ttl
 
 
 def test_a_tracked_run_appears_follows_its_status_and_stops_being_polled(
@@ -224,7 +225,7 @@ def test_a_tracked_run_appears_follows_its_status_and_stops_being_polled(
     assert done["finished_at"] is not None
     # A finished run's record expires after the retention window (and a grace
     # period), so Redis holds the live runs, not every run ever seen.
-    kept = settings.BOARD_RETENTION_HOURS * 3600
+    kept = round(settings.BOARD_RETENTION_HOURS * 3600)
     assert kept < _record_ttl(run_id) <= kept + snapshots.FINISHED_RUN_GRACE_SECONDS
 
     # Keep another run active, and use its polls as the clock: once it has
