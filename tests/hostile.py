@@ -242,6 +242,20 @@ def upstream_records_write(now: float, entries: Sequence[str] = CORPUS) -> None:
         for text in entries
     ]
     short = [t for t in entries if len(t) < 1000]
+    snapshots.repos_write(
+        "demo",
+        [
+            {
+                "id": entry_id(i, 4),
+                "full_name": text,
+                "default_branch": text,
+                "root_directory": text,
+                "installation_id": None if i % 2 else 1,
+            }
+            for i, text in enumerate(entries)
+        ],
+        fetched_at=now,
+    )
     for i, text in enumerate(entries):
         run = {
             "run_id": entry_id(i, 2),

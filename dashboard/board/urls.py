@@ -11,6 +11,7 @@ urlpatterns = [
     path("runs/<uuid:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<uuid:run_id>/acknowledge/", views.run_acknowledge, name="run-acknowledge"),
     path("runs/<uuid:run_id>/unacknowledge/", views.run_unacknowledge, name="run-unacknowledge"),
+    path("repos/", views.repos, name="repos"),
     path("sandboxes/<uuid:sandbox_id>/", views.sandbox_detail, name="sandbox-detail"),
     path("sandboxes/<uuid:sandbox_id>/logs/", views.sandbox_logs, name="sandbox-logs"),
     path("sandboxes/<uuid:sandbox_id>/acknowledge/", views.sandbox_acknowledge, name="sandbox-acknowledge"),

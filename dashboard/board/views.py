@@ -308,6 +308,24 @@ def _sandbox_find(sandbox_id: str) -> dict[str, Any] | None:
 
 @require_GET
 @board_login_required
+def repos(request: HttpRequest) -> HttpResponse:
+    """Every repo each source can see, with its runs and sandboxes on the board."""
+    from dashboard.board.repos_page import REPOS_CAP, repos_page
+    from dashboard.polling.sources import source_names
+
+    now = time.time()
+    zone, _ = _viewer_time_zone(request)
+    context = {
+        "sections": repos_page(snapshots.board_read(), source_names()),
+        "cap": REPOS_CAP,
+        "now": now,
+        "tz": zone,
+        "app_version": selectors.app_version(),
+    }
+    return _board_headers(render(request, "board/repos.html", context))
+
+
+@board_login_required
 def sandbox_detail(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpResponse:
     """One sandbox: its current row and the status history the board has seen."""
     sandbox = _sandbox_find(str(sandbox_id))

@@ -144,6 +144,11 @@ def test_hostile_upstream_strings_never_execute_link_or_break_layout(
     board_data.publish(upstream_board(now))
     upstream_records_write(now)
 
+    # The repos page: every entry as a repo's name, default branch and root directory.
+    page.goto(board_server + "/repos/")
+    check(page, "repos")
+    assert f"<script>{TRIPWIRE}</script>" in page.locator("#repos-demo").inner_text()
+
     # One overview holds every entry: two runs, two sandboxes and a source per entry.
     page.goto(board_server + "/")
     check(page, "overview")
