@@ -41,6 +41,24 @@ def safe_url(value: Any) -> str:
     return text
 
 
+# Mogplex's sandbox lifecycle events (``/sandboxes/{id}/logs``) in words; others as they are.
+LIFECYCLE_WORDS = {
+    "tab_attached": "tab attached",
+    "tab_released": "tab released",
+    "auto_pause_queued": "pause queued",
+    "auto_pause_decision": "auto-pause decision",
+    "auto_pause_succeeded": "paused",
+    "auto_pause_failed": "pause failed",
+    "resume_after_auto_pause": "resumed",
+}
+
+
+@register.filter
+def lifecycle_word(event_type: Any) -> str:
+    """A sandbox lifecycle event's type in words ("pause queued"); an unknown type as it is."""
+    return LIFECYCLE_WORDS.get(str(event_type), str(event_type))
+
+
 @register.filter
 def status_icon(status: Any) -> str:
     return selectors.status_icon(str(status))
