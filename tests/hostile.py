@@ -123,6 +123,12 @@ class _Markup(HTMLParser):
             return
         if tag == "a" and _BOARD_BOOKMARKLET.fullmatch(dict(attrs).get("href") or ""):
             return  # the board's own "Track on the board" bookmarklet, made by the view, not from data
+        if tag == "svg" and attrs == [("class", "icon"), ("aria-hidden", "true"), ("focusable", "false")]:
+            return  # a status icon, made by the board's icon filter, never from data
+        if tag == "use" and re.fullmatch(
+            r"/static/board/icons\.svg#i-[a-z_]+", dict(attrs).get("href") or ""
+        ):
+            return
         for name, value in attrs:
             if name.startswith("on") or name in ("srcdoc", "autofocus", "style"):
                 self.found.append(f"<{tag} {name}>")

@@ -288,7 +288,7 @@ def upstream_fault(m: Matrix, case: Case) -> dict[str, float]:
     assert banner(source, case.state, case.sentence) in page_text(markup)
     assert case.sentence in row_text(markup, f"source-{source}")
     if case.kind == "429":
-        assert f"{source} ⧗ rate limited until" in row_text(markup, f"source-{source}")
+        assert f"{source} rate limited until" in row_text(markup, f"source-{source}")
     healthy_after = m.healthy_fetched_within(FRESH_WITHIN)
 
     if case.kind == "429":

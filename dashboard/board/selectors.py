@@ -48,30 +48,31 @@ HEALTHY_SOURCE_STATES = frozenset({"ok", "unknown", None})
 # The longest value a filter (repo, status, search) takes.
 FILTER_MAX_CHARS = 200
 
-# Icon and word for every status, so status never rests on colour alone.
+# The icon (a symbol of static/board/icons.svg) of every status; always shown beside its word,
+# so status never rests on colour alone.
 STATUS_ICONS = {
-    "pending": "◔",
-    "streaming": "▶",
-    "success": "✔",
-    "failed": "✖",
-    "cancelled": "⊘",
-    "creating": "◔",
-    "installing": "◔",
-    "running": "▶",
-    "pausing": "‖",
-    "paused": "‖",
-    "stopped": "■",
-    "error": "✖",
-    "ok": "✔",
-    "unknown": "?",
-    "unauthorized": "✖",
-    "forbidden": "✖",
-    "rate_limited": "⧗",
-    "unavailable": "✖",
-    "timeout": "⧗",
-    "protocol": "✖",
-    "redirect": "✖",
-    unreadable.UNREADABLE: "⚠",
+    "pending": "pending",
+    "streaming": "streaming",
+    "success": "success",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "creating": "creating",
+    "installing": "installing",
+    "running": "running",
+    "pausing": "pausing",
+    "paused": "paused",
+    "stopped": "stopped",
+    "error": "error",
+    "ok": "ok",
+    "unknown": "unknown",
+    "unauthorized": "unauthorized",
+    "forbidden": "forbidden",
+    "rate_limited": "rate_limited",
+    "unavailable": "unavailable",
+    "timeout": "timeout",
+    "protocol": "protocol",
+    "redirect": "redirect",
+    unreadable.UNREADABLE: "unreadable",
 }
 # The colour family of each status (CSS class `tone-<tone>`).
 STATUS_TONES = {
@@ -131,7 +132,7 @@ def _when(value: Any) -> float:
 
 
 def status_icon(status: str) -> str:
-    return STATUS_ICONS.get(status, "?")
+    return STATUS_ICONS.get(status, "unknown")
 
 
 def status_tone(status: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import template
+from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -60,8 +61,18 @@ def lifecycle_word(event_type: Any) -> str:
 
 
 @register.filter
-def status_icon(status: Any) -> str:
-    return selectors.status_icon(str(status))
+def icon(name: Any) -> SafeString:
+    """A symbol of static/board/icons.svg, hidden from screen readers (its word stands beside it)."""
+    return format_html(
+        '<svg class="icon" aria-hidden="true" focusable="false"><use href="{}#i-{}"></use></svg>',
+        static("board/icons.svg"),
+        str(name),
+    )
+
+
+@register.filter
+def status_icon(status: Any) -> SafeString:
+    return icon(selectors.status_icon(str(status)))
 
 
 @register.filter

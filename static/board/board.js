@@ -103,6 +103,14 @@
   // --- title and favicon ---------------------------------------------------------
 
   var ICON_COLOURS = { clear: "#1a7f37", active: "#0b62c4", attention: "#c0262d", attention_stale: "#c0262d", stale: "#9a6700", lost: "#5b6270", cache: "#5b6270", revoked: "#5b6270" };
+  // The favicon's state reads by shape as well as colour: a tick, a play triangle, a cross,
+  // a warning triangle, a dash for "cannot tell".
+  var TICK = '<circle cx="8" cy="8" r="7.5" fill="COLOUR"/><path d="M4 8.4 6.8 11 12 5" fill="none" stroke="#fff" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round"/>';
+  var PLAY = '<circle cx="8" cy="8" r="7.5" fill="COLOUR"/><path d="M6 4.2v7.6L12 8z" fill="#fff"/>';
+  var CROSS = '<rect x=".5" y=".5" width="15" height="15" rx="2" fill="COLOUR"/><path d="M4.5 4.5l7 7M11.5 4.5l-7 7" stroke="#fff" stroke-width="2.4" stroke-linecap="round"/>';
+  var WARN = '<path d="M8 .5 15.8 15H.2z" fill="COLOUR"/><path d="M8 5.5v4.5" stroke="#fff" stroke-width="2" stroke-linecap="round"/><circle cx="8" cy="12.6" r="1.1" fill="#fff"/>';
+  var DASH = '<circle cx="8" cy="8" r="7.5" fill="COLOUR"/><path d="M4 8h8" stroke="#fff" stroke-width="2.4" stroke-linecap="round"/>';
+  var ICON_SHAPES = { clear: TICK, active: PLAY, attention: CROSS, attention_stale: CROSS, stale: WARN, lost: DASH, cache: DASH, revoked: DASH };
   var TITLE_WORDS = { clear: "✔ All clear", active: "▶ Running", attention: "✖ Attention", attention_stale: "✖ Attention · ⚠ STALE", stale: "⚠ STALE", lost: "⚠ Connection lost", cache: "⚠ Cache unavailable", revoked: "⚠ Display link revoked" };
   var baseTitle = document.title;
   var shownState = null;
@@ -118,8 +126,8 @@
     if (state === shownState) return;
     shownState = state;
     document.title = TITLE_WORDS[state] + " · " + baseTitle;
-    var svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="' +
-      ICON_COLOURS[state] + '"/></svg>';
+    var svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">' +
+      ICON_SHAPES[state].replace(/COLOUR/g, ICON_COLOURS[state]) + '</svg>';
     var link = document.getElementById("favicon");
     if (link) link.href = "data:image/svg+xml," + encodeURIComponent(svg);
   }
