@@ -194,8 +194,8 @@ def kiosk_params_parse(query: QueryDict) -> tuple[KioskParams | None, list[str]]
             )
 
     theme = query.get("theme", "dark").strip() or "dark"
-    if theme not in ("dark", "light"):
-        problems.append(f"theme: {quoted(theme, 20)} is not a theme; use dark or light.")
+    if theme not in ("dark", "light", "auto"):
+        problems.append(f"theme: {quoted(theme, 20)} is not a theme; use dark, light or auto.")
 
     tz = default_time_zone()
     asked_tz = query.get("tz", "")

@@ -395,6 +395,26 @@
     window.addEventListener("resize", fitBoard);
   }
 
+  // --- theme: the browser's setting unless this browser chose one (remembered in localStorage) ---
+  var THEME_NEXT = { auto: "dark", dark: "light", light: "auto" };
+  var THEME_WORDS = { auto: "Theme: follows the browser", dark: "Theme: dark", light: "Theme: light" };
+  function themeChosen() {
+    try { return window.localStorage.getItem("board-theme") || "auto"; } catch (e) { return "auto"; }
+  }
+  function themeApply(choice) {
+    if (choice === "auto") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = choice;
+    var toggle = document.getElementById("theme-toggle");
+    if (toggle) { toggle.textContent = THEME_WORDS[choice]; toggle.hidden = false; }
+  }
+  themeApply(themeChosen());
+  var themeToggle = document.getElementById("theme-toggle");
+  if (themeToggle) themeToggle.addEventListener("click", function () {
+    var next = THEME_NEXT[themeChosen()] || "auto";
+    try { window.localStorage.setItem("board-theme", next); } catch (e) { /* private mode: this page only */ }
+    themeApply(next);
+  });
+
   syncClock();
   fitBoard();
   tick();

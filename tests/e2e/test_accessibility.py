@@ -183,3 +183,32 @@ def test_live_region_announces_a_new_failure_and_a_recovery_once(signed_in: Page
     page.locator("#announcer", has_text="Recovered").wait_for(timeout=15000)
     messages = [m for m in page.evaluate("window.__said") if m]
     assert len(messages) == 2, messages
+
+
+def test_pages_follow_the_browser_theme_and_the_toggle_is_remembered(
+    chromium: Browser, board_server: str, transactional_db: None
+) -> None:
+    User.objects.create_user("ada", password=PASSWORD)
+    board_data.publish(board_data.board())
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    try:
+        page = context.new_page()
+        sign_in(page, board_server)
+
+        def background() -> str:
+            return str(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+
+        assert background() == "rgb(13, 17, 23)", "dark, as the browser prefers"
+        toggle = page.locator("#theme-toggle")
+        assert toggle.inner_text() == "Theme: follows the browser"
+        toggle.click()  # dark
+        toggle.click()  # light
+        assert toggle.inner_text() == "Theme: light"
+        assert background() == "rgb(246, 247, 249)"
+        page.goto(board_server + "/history/")
+        assert background() == "rgb(246, 247, 249)", "the choice is remembered in this browser"
+        _, raw = DisplayToken.issue("lobby")
+        page.goto(f"{board_server}/kiosk/{raw}/?theme=auto")
+        assert background() == "rgb(13, 17, 23)", "the kiosk's auto follows the screen"
+    finally:
+        context.close()
