@@ -33,7 +33,7 @@ from tests.hostile import (
 pytestmark = pytest.mark.browser
 
 # What the page must not hold after hostile data was rendered, and what must hold for layout.
-INERT = """
+INERT = r"""
 () => {
   const found = [];
   if (window.__xss !== undefined) found.push('window.__xss was set');

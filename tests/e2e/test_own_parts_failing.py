@@ -101,7 +101,16 @@ def test_a_redis_outage_says_cache_unavailable_and_the_open_board_recovers_by_it
     run_id = str(sim.create_run("demo")["runId"])
     TrackedRun.objects.create(run_id=run_id, via=TrackedRun.Via.COMMAND)
     _, display = DisplayToken.issue("lobby")
-    group = pollers.ensure({"REDIS_URL": private_valkey.url, "BOARD_RUN_REFRESH_SECONDS": "1"})
+    # A store that comes back empty holds each source for one budget window (the gate
+    # cannot know what was sent in it); a 10 s window keeps that wait short here.
+    sim.configure(window_seconds=10, limit=60)
+    group = pollers.ensure(
+        {
+            "REDIS_URL": private_valkey.url,
+            "BOARD_RUN_REFRESH_SECONDS": "1",
+            "MOGPLEX_BUDGET_WINDOW_SECONDS": "10",
+        }
+    )
     try:
         group.wait_ticking(store)
         page.goto(board_server + "/")
