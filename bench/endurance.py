@@ -89,6 +89,7 @@ def main() -> None:
             "BOARD_RETENTION_HOURS": str(args.retention_hours),
             # The scenario starts runs faster than a team; registering them must not be refused.
             "BOARD_INGEST_MAX_RUNS": "1000",
+            "BOARD_INGEST_RUNS_PER_HOUR": "100000",
         },
     )
     from dashboard.demo import demo_secrets
