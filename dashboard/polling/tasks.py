@@ -46,6 +46,7 @@ from dashboard.polling.records import (
     sandboxes_record_update,
 )
 from dashboard.polling.scheduler import (
+    FALLBACK_AT_ONCE,
     Fetch,
     Policy,
     RunState,
@@ -222,6 +223,9 @@ def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: floa
             for repo in record.get("repos", []):
                 if isinstance(repo, dict) and isinstance(repo.get("id"), str):
                     owners[repo["id"]].append(name)
+    # A run or two tracked by hand are asked of every source at once (found within a
+    # tick, at most one request per source); a burst spreads its cost two sources at a time.
+    spread = len(new_rows) > FALLBACK_AT_ONCE
     queues: dict[str, list[str]] = defaultdict(list)
     for row, run_id in zip(new_rows, ids, strict=True):
         repo_id = str(row[5]) if row[5] is not None else None
@@ -237,7 +241,7 @@ def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: floa
             repo_owners=owners.get(repo_id, ()) if repo_id else (),
             repos_unknown=unknown,
             wait_for_repos=repo_id is not None and now - row[7].timestamp() < LOOKUP_REPOS_WAIT_SECONDS,
-            run_id=run_id,
+            run_id=run_id if spread else None,
         ):
             queues[source].append(run_id)
     return queues

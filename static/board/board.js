@@ -19,7 +19,13 @@
   var laneBefore = null;
   window.boardPage = { loadedAt: Date.now(), swaps: 0, fits: 0 };
   // A refresh never overwrites what someone is typing (an acknowledgement's note).
-  if (window.Idiomorph) window.Idiomorph.defaults.ignoreActiveValue = true;
+  // A highlight is set by the page after a swap: the next swap must not strip it mid-flash.
+  if (window.Idiomorph) {
+    window.Idiomorph.defaults.ignoreActiveValue = true;
+    window.Idiomorph.defaults.callbacks.beforeAttributeUpdated = function (name, node, how) {
+      return !(name === "data-flash" && how === "remove");
+    };
+  }
 
   function board() { return document.getElementById("board"); }
   function serverNow() { return (Date.now() + offsetMs) / 1000; }

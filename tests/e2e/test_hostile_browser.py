@@ -44,7 +44,14 @@ INERT = r"""
       }
     }
   }
+  // The board's own status icons: an aria-hidden svg.icon holding one <use> of the vendored sprite.
+  const sprite = /^\/static\/board\/icons\.svg#i-[a-z_]+$/;
+  const ownIcon = (el) => el.localName === 'svg' && el.classList.contains('icon')
+    && el.getAttribute('aria-hidden') === 'true' && el.children.length === 1
+    && el.firstElementChild.localName === 'use' && el.firstElementChild.attributes.length === 1
+    && sprite.test(el.firstElementChild.getAttribute('href') || '');
   for (const el of document.body.querySelectorAll('script:not([src]), iframe, svg, math, img, style, base, b, meta[http-equiv]')) {
+    if (ownIcon(el)) continue;
     found.push('<' + el.localName + '>');
   }
   // The board's own "Track on the board" bookmarklet is made by the view, not from data.
