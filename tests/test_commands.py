@@ -138,10 +138,10 @@ def test_track_refuses_bad_input_with_one_sentence_and_exit_2(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("stdin", ["[" * 60_000, '{"runId": ' * 1_500 + '"x"' + "}" * 1_500])
 def test_track_reading_deep_json_says_one_sentence(stdin: str) -> None:
-    from tests.pollers import test_database_path
+    from tests.pollers import test_database_url
 
     run_command("track", OTHER)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{test_database_path()}"}
+    env = {**os.environ, "DATABASE_URL": test_database_url()}
 
     finished = subprocess.run(
         [sys.executable, "manage.py", "track", "-"],

@@ -86,7 +86,9 @@ def test_a_source_gets_its_budget_and_no_more(settings: Settings) -> None:
     wait_for(lambda: gate.admit("alice", "/sandboxes").admitted, timeout=5, what="the window to roll on")
 
 
-@pytest.mark.django_db
+# Transactional: each thread has a database connection of its own, outside the test's
+# transaction, so the budget marks they write are only cleared by a flush.
+@pytest.mark.django_db(transaction=True)
 def test_the_budget_holds_across_many_threads(settings: Settings) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -316,7 +318,7 @@ def test_an_empty_store_holds_a_source_that_was_sending_for_one_window(redis_db:
 def _hammer_env(name: str, token: str, sim_url: str, **more: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{pollers.test_database_path()}",
+        "DATABASE_URL": pollers.test_database_url(),
         "DJANGO_SECRET_KEY": django_settings.SECRET_KEY,
         "REDIS_URL": django_settings.REDIS_URL,
         "MOGPLEX_BASE_URL": sim_url,

@@ -48,7 +48,7 @@ def gunicorn_board(var_dir: Path, redis_url: str, **env: str) -> Iterator[WebSer
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "DATABASE_URL": f"sqlite:///{pollers.test_database_path()}",
+        "DATABASE_URL": pollers.test_database_url(),
         "REDIS_URL": redis_url,
         "BOARD_VAR_DIR": str(var_dir),
         **env,
