@@ -191,3 +191,23 @@ def test_new_app_version_reloads_the_page(signed_in: Page, board_server: str, se
     page.wait_for_load_state("load")
     assert page.locator("body").get_attribute("data-app-version") == "next-release"
     assert page.evaluate("window.__marker") is None, "the page reloaded itself"
+
+
+# Here, not beside the day on the wall: that module's pollers would compose over the board published here.
+def test_a_note_being_typed_survives_the_board_refreshing_under_it(
+    signed_in: Page, board_server: str
+) -> None:
+    page = signed_in
+    now = time.time()
+    board_data.publish(board_data.board(now))
+    page.goto(board_server + "/")
+    note = page.locator(f"#attention-run-{board_data.RUN_FAILED} input[name=note]")
+    note.click()
+    note.press_sequentially("looking at it")
+
+    changed = board_data.board(now)
+    changed["runs"][0]["latest_event"]["message"] = "deploying to staging"
+    board_data.publish(changed)
+    page.locator(f"#run-{board_data.RUN_ACTIVE}", has_text="deploying to staging").wait_for(timeout=15000)
+    assert note.input_value() == "looking at it"
+    assert page.evaluate("document.activeElement && document.activeElement.name") == "note"

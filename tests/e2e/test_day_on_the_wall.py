@@ -7,7 +7,6 @@ Valkey, and the simulator driven through its control API.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from playwright.sync_api import Browser, Page
 from dashboard import snapshots
 from dashboard.models import Acknowledgement, DisplayToken
 from dashboard.simulator.control import SimulatorControl
-from tests import board_data
 from tests.e2e.conftest import PASSWORD
 from tests.pollers import PollerGroup, Pollers
 from tests.waiting import wait_for
@@ -161,22 +159,3 @@ def test_a_day_on_the_wall(
 
     context.close()
     assert errors == [], "the page script raised errors"
-
-
-def test_a_note_being_typed_survives_the_board_refreshing_under_it(
-    signed_in: Page, board_server: str
-) -> None:
-    page = signed_in
-    now = time.time()
-    board_data.publish(board_data.board(now))
-    page.goto(board_server + "/")
-    note = page.locator(f"#attention-run-{board_data.RUN_FAILED} input[name=note]")
-    note.click()
-    note.press_sequentially("looking at it")
-
-    changed = board_data.board(now)
-    changed["runs"][0]["latest_event"]["message"] = "deploying to staging"
-    board_data.publish(changed)
-    page.locator(f"#run-{board_data.RUN_ACTIVE}", has_text="deploying to staging").wait_for(timeout=15000)
-    assert note.input_value() == "looking at it"
-    assert page.evaluate("document.activeElement && document.activeElement.name") == "note"
