@@ -107,7 +107,8 @@ def pollers(valkey_server: str, django_db_setup: None) -> Iterator[Pollers]:
     """Starts worker + beat groups as subprocesses; one group at a time, reused while its configuration holds.
 
     Module-scoped: the workers keep writing the board while they run, so they must
-    be gone before another module's tests write a board of their own.
+    be gone before another module's tests write a board of their own; a test that
+    publishes its own board therefore belongs in a module that never starts them.
 
     Tests that use a worker need ``@pytest.mark.django_db(transaction=True)``:
     the worker reads the test database file from another process.
