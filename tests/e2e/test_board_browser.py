@@ -201,13 +201,13 @@ def test_a_note_being_typed_survives_the_board_refreshing_under_it(
     now = time.time()
     board_data.publish(board_data.board(now))
     page.goto(board_server + "/")
-    note = page.locator(f"#attention-run-{board_data.RUN_FAILED} input[name=note]")
+    note = page.locator(f"#attention-run-{RUN_FAILED} input[name=note]")
     note.click()
     note.press_sequentially("looking at it")
 
     changed = board_data.board(now)
     changed["runs"][0]["latest_event"]["message"] = "deploying to staging"
     board_data.publish(changed)
-    page.locator(f"#run-{board_data.RUN_ACTIVE}", has_text="deploying to staging").wait_for(timeout=15000)
+    page.locator(f"#run-{RUN_ACTIVE}", has_text="deploying to staging").wait_for(timeout=15000)
     assert note.input_value() == "looking at it"
     assert page.evaluate("document.activeElement && document.activeElement.name") == "note"
