@@ -67,7 +67,12 @@ def test_an_open_run_page_follows_its_run_from_pending_to_success_and_ends_final
     # Newest first: the finished event is on top, the streaming ones below it, and the new ones flashed.
     first = page.locator("#run-events li.event").first
     assert "finished" in (first.text_content() or "")
-    assert first.get_attribute("data-flash") in ("a", "b")
+    # The highlight is set once the swap settles, a moment after the new rows are in.
+    wait_for(
+        lambda: first.get_attribute("data-flash") in ("a", "b"),
+        timeout=ONE_REFRESH,
+        what="the newest event to be highlighted",
+    )
     assert page.locator(f"#run-events li.event#{newest}").count() == 1
 
     assert page.evaluate("window.__sameDocument") is True, "every change came without a reload"
