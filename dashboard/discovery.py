@@ -283,6 +283,7 @@ def run_track(*, run_ids: Sequence[UUID | str | RunRef], via: str, source: str |
                 changes["source_hint"] = named
             if row.lookup == TrackedRun.Lookup.NOT_FOUND:
                 changes["lookup"] = TrackedRun.Lookup.NEW
+                changes["finished_at"] = None
             if changes:
                 TrackedRun.objects.filter(pk=row.pk).update(**changes)
     if tracked:

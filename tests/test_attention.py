@@ -22,8 +22,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
+from dashboard.discovery import run_track
 from dashboard.models import Acknowledgement, DisplayToken, TrackedRun
 from dashboard.polling import compose
+from dashboard.polling.records import run_record_not_found
 from dashboard.polling.sources import source_names
 from tests import board_data
 from tests.board_data import iso
@@ -475,3 +477,27 @@ def test_an_unknown_sandbox_status_is_shown_as_unknown(browser: Client) -> None:
     assert "unknown (hibernating_v9)" in page.split(f'<tr id="sandbox-{box}"', 1)[1].split("</tr>", 1)[0]
     assert lane_ids(page) == []
     assert headline(page) == "✔ All clear"
+
+
+# --- runs no source owns ---------------------------------------------------------------------
+
+
+def test_a_run_no_source_owns_ends_when_found_missing_and_ages_out_like_a_finished_run(
+    browser: Client, settings: Any
+) -> None:
+    settings.BOARD_RETENTION_HOURS = 1
+    start = time.time()
+    run_id = str(uuid.uuid4())
+    row = TrackedRun.objects.create(run_id=run_id, via=TrackedRun.Via.INGEST)
+    run_record_not_found(row, now=start)
+    compose_now(start)
+    assert run_id in browser.get("/").content.decode(), "listed among the ended runs"
+
+    with time_machine.travel(start + 3600 + 60, tick=False):
+        compose_now(time.time())
+        assert run_id not in browser.get("/").content.decode(), "gone with the retention window"
+
+    # Registered again, it is looked up again and lives on the board until it ends anew.
+    run_track(run_ids=[run_id], via=TrackedRun.Via.COMMAND)
+    again = TrackedRun.objects.get(run_id=run_id)
+    assert (again.lookup, again.finished_at) == ("new", None)

@@ -202,6 +202,11 @@ def run_record_not_found(row: TrackedRun, *, now: float) -> None:
     record.setdefault("fetched_at", now)
     snapshots.run_write(record, finished=True)
     TrackedRun.objects.filter(pk=row.pk).update(lookup=TrackedRun.Lookup.NOT_FOUND, source="")
+    # It ended for the board when no source owned it: from then on it ages out of the
+    # ended runs with the retention window, like a run that finished.
+    TrackedRun.objects.filter(pk=row.pk, finished_at__isnull=True).update(
+        finished_at=datetime.fromtimestamp(now, tz=UTC)
+    )
 
 
 def sandboxes_record_update(source: str, sandboxes: Sequence[Sandbox], *, now: float) -> None:
