@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,8 +16,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
+from dashboard.history.summaries import run_summary_write
+from dashboard.models import Acknowledgement, RunSummary, TrackedRun
 from tests import board_data
 from tests.board_data import RUN_ACTIVE, RUN_DONE, RUN_FAILED, iso
+from tests.waiting import wait_for
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -209,3 +214,84 @@ def test_long_payloads_are_folded_and_short_ones_shown(store: redis.Redis, brows
     long = html[html.index(f'id="ev-{events[1]["id"]}"') :]
     long = long[: long.index("</li>")]
     assert f'<details id="payload-{events[1]["id"]}"><summary>payload (' in long
+
+
+# --- after the run's record has expired from Redis: from its history summary --------------------
+
+
+def test_a_finished_run_whose_record_expired_is_shown_from_its_history_summary(
+    store: redis.Redis, browser: Client, settings: Any
+) -> None:
+    # A retention window of three seconds: the finished run's record expires six seconds after its write.
+    settings.BOARD_RETENTION_HOURS = 3 / 3600
+    failed = board_data.run_record(
+        RUN_FAILED,
+        pr_url=None,
+        events=[event(1, "started", NOW), event(2, "failed", NOW)],
+        outcome={
+            "terminal_event": "failed",
+            "failure_code": "command_failed",
+            "exit_code": 2,
+            "delivery": None,
+        },
+    )
+    failed["run"].update(status="failed", error="Agent run exited with code 2.", harness="codex")
+    failed["run"]["created_at"] = iso(NOW - 98 - 600)
+    snapshots.run_write(failed, finished=True)
+    live = browser.get(f"/runs/{RUN_FAILED}/").content.decode()
+    assert "no longer kept" not in live and len(_event_ids(live)) == 2
+    row = TrackedRun.objects.create(run_id=RUN_FAILED, via="command", source="demo", status="failed")
+    assert run_summary_write(row=row, record=failed, repo_name="acme/web")
+    Acknowledgement.objects.create(
+        target="run", target_id=RUN_FAILED, problem="failed", username="grace", note="flaky <runner>"
+    )
+
+    wait_for(
+        lambda: not store.exists(f"board:run:{RUN_FAILED}"), timeout=15, what="the run's record to expire"
+    )
+    response = browser.get(f"/runs/{RUN_FAILED}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    facts = html[html.index('id="run-summary"') : html.index('id="run-events"')]
+    assert 'id="run-status">' in facts and "failed</span>" in facts
+    assert "final · ended" in facts and "STALE" not in html
+    assert '<dd class="repo">acme/web</dd>' in facts
+    assert "<dd>codex</dd>" in facts
+    assert "<bdi>agent/x</bdi> from <bdi>main</bdi>" in facts
+    assert "<dd>demo</dd>" in facts
+    assert re.search(r'<dd id="run-took">10m 0s</dd>', facts), "from creation to the failed event"
+    assert re.search(r'<dd class="err" id="run-reason">the agent exited with code 2</dd>', facts)
+    assert "Agent run exited with code 2." in facts
+    assert re.search(r'<dd id="run-delivery">nothing</dd>', facts)
+    assert "by grace" in facts and "flaky &lt;runner&gt;" in facts
+    assert "This run's events are no longer kept" in html
+    assert _event_ids(html) == []
+
+    # A page left open on the live run gets the kept page at its next poll, then 204s.
+    polled = browser.get(f"/runs/{RUN_FAILED}/", {"v": version(live)}, **HTMX)
+    assert polled.status_code == 200 and "no longer kept" in polled.content.decode()
+    assert browser.get(f"/runs/{RUN_FAILED}/", {"v": version(html)}, **HTMX).status_code == 204
+
+
+def test_a_kept_run_shows_its_pull_request_or_that_there_were_no_changes(
+    store: redis.Redis, browser: Client
+) -> None:
+    for run_id, fields in (
+        (RUN_DONE, {"pr_url": "https://github.com/acme/web/pull/9", "delivery": "pull_request"}),
+        (RUN_ACTIVE, {"pr_url": "", "delivery": "no_changes"}),
+    ):
+        RunSummary.objects.create(
+            run_id=run_id,
+            source="ada",
+            repo_name="acme/web",
+            status="success",
+            finished_at=datetime.now(UTC),
+            **fields,
+        )
+    assert 'href="https://github.com/acme/web/pull/9"' in browser.get(f"/runs/{RUN_DONE}/").content.decode()
+    quiet = browser.get(f"/runs/{RUN_ACTIVE}/").content.decode()
+    assert '<span class="no-changes">no code changes to deliver</span>' in quiet
+
+
+def test_a_run_in_neither_redis_nor_history_is_not_found(store: redis.Redis, browser: Client) -> None:
+    assert browser.get(f"/runs/{uuid.uuid4()}/").status_code == 404

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import QueryDict
 
 from dashboard.board import selectors
+from dashboard.models import RunSummary
 from dashboard.mogplex.failures import failure_reason
 from dashboard.mogplex.models import parse_timestamp
 
@@ -165,6 +166,37 @@ def run_page(record: JSON, row: JSON, params: RunPageParams, now: float, *, also
         freshness=fresh,
         overall=overall,
         fetched={FRESHNESS_KEY: fetched_at},
+    )
+
+
+@dataclass(frozen=True)
+class KeptRunPage:
+    """A finished run's page once its record has left Redis: what its history summary kept."""
+
+    version: str
+    summary: RunSummary
+    ended_at: float
+    created_at: float | None
+    acknowledgements: list[JSON]
+    overall: str = "clear"
+    final: bool = True
+    fetched: dict[str, float | None] = field(default_factory=dict)
+
+
+def kept_run_page(summary: RunSummary, acknowledgements: list[JSON]) -> KeptRunPage:
+    """The run page of a run known only from history (its events lived in Redis and are gone).
+
+    It never changes but for a new acknowledgement, so its version covers the summary and those;
+    a page left open when the record expired gets it once, then 204s.
+    """
+    shown = {f.attname: getattr(summary, f.attname) for f in RunSummary._meta.concrete_fields}
+    signature = json.dumps(["kept", shown, acknowledgements], sort_keys=True, default=str)
+    return KeptRunPage(
+        version=hashlib.sha1(signature.encode(), usedforsecurity=False).hexdigest()[:16],
+        summary=summary,
+        ended_at=summary.finished_at.timestamp(),
+        created_at=None if summary.created_at is None else summary.created_at.timestamp(),
+        acknowledgements=acknowledgements,
     )
 
 

@@ -48,7 +48,8 @@ from dashboard.board.forms import (
     time_zone_parse,
 )
 from dashboard.board.templatetags import age_text, status_word
-from dashboard.models import DisplayToken
+from dashboard.history import search as history_search
+from dashboard.models import DisplayToken, RunSummary
 from dashboard.polling.gate import REFUSALS, SOURCE_MESSAGES
 
 # last_seen_at is written at most this often per display, so a wall polling every
@@ -249,7 +250,7 @@ def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """
     record = snapshots.run_read(str(run_id))
     if record is None:
-        raise Http404("This run is not tracked, or has not been fetched yet.")
+        return _kept_run_detail(request, run_id)
     now = time.time()
     zone, tz_problem = _viewer_time_zone(request)
     params, problems = run_page.run_page_params(request.GET)
@@ -295,6 +296,37 @@ def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
         "app_version": selectors.app_version(),
     }
     template = "board/run.html#board" if request.htmx else "board/run.html"
+    return _board_headers(render(request, template, context))
+
+
+def _kept_run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """A finished run whose record has expired from Redis, from its history summary; 404 when neither."""
+    summary = RunSummary.objects.filter(run_id=run_id).first()
+    if summary is None:
+        raise Http404("This run is not tracked, or has not been fetched yet.")
+    page = run_page.kept_run_page(
+        summary, history_search.run_acknowledgements([str(run_id)]).get(str(run_id), [])
+    )
+    if request.htmx and request.GET.get("v") == page.version:
+        return _unchanged_answer(selectors.UnchangedPage(fetched=json.dumps(page.fetched)))
+    zone, tz_problem = _viewer_time_zone(request)
+    context = {
+        "page": page,
+        "summary": summary,
+        "status": summary.status,
+        "run_id": str(run_id),
+        "problems": [tz_problem] if tz_problem else [],
+        "now": time.time(),
+        "tz": zone,
+        "refresh": settings.BOARD_PAGE_REFRESH_SECONDS,
+        "retention_hours": settings.BOARD_RETENTION_HOURS,
+        "history_url": reverse("history") + "?" + urlencode({"repo": summary.repo_name})
+        if summary.repo_name
+        else reverse("history"),
+        "app_url": settings.MOGPLEX_APP_URL.rstrip("/") + f"/runs/{run_id}",
+        "app_version": selectors.app_version(),
+    }
+    template = "board/run_kept.html#board" if request.htmx else "board/run_kept.html"
     return _board_headers(render(request, template, context))
 
 
