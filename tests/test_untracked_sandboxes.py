@@ -82,7 +82,9 @@ def test_an_active_sandbox_no_tracked_run_points_at_is_untracked_activity(
     assert f'id="untracked-{own_box}"' not in block, "the tracked run's sandbox is accounted for"
     assert "no tracked run" in html.split(f'<tr id="sandbox-{loose["id"]}"')[1].split("</tr>")[0]
     assert "no tracked run" not in html.split(f'<tr id="sandbox-{own_box}"')[1].split("</tr>")[0]
-    assert "no tracked run" in wall.split(f'id="wall-sandbox-{loose["id"]}"')[1].split("</li>")[0]
+    # The wall's sandbox rows are narrow: one word says it.
+    assert "untracked" in _text(wall.split(f'id="wall-sandbox-{loose["id"]}"')[1].split("</li>")[0])
+    assert "untracked" not in _text(wall.split(f'id="wall-sandbox-{own_box}"')[1].split("</li>")[0])
 
     boxes = {s["id"]: s for s in answer["sandboxes"]}
     assert boxes[loose["id"]]["untracked"] and boxes[loose["id"]]["tracked_run_id"] is None

@@ -273,3 +273,35 @@ def test_alert_pulses_a_new_problem_once_and_only_when_asked(wall: Page, board_s
     _refresh(wall)
     assert wall.evaluate("window.boardPage.alerted") is None
     assert wall.locator(".alert-new").count() == 0
+
+
+def test_what_a_source_must_fix_is_read_first_and_whole_on_the_wall(wall: Page, board_server: str) -> None:
+    now = time.time()
+    composed = board_data.wall_board(3, 0, now)
+    composed["sources"] = [
+        board_data.source_row(
+            "release-bot",
+            now=now,
+            lookups_waiting=3,
+            account={
+                "github_state": "app_install_pending",
+                "github_label": "Install pending",
+                "models": 0,
+                "advice": ["No model is usable with this token.", "No repo appears."],
+                "unknown": False,
+            },
+        )
+    ]
+    board_data.publish(composed)
+    wall.set_viewport_size({"width": 1920, "height": 1080})
+    _open(wall, board_server)
+    line = wall.locator("#wall-sources .wall-row .detail").first
+    assert (line.text_content() or "").startswith("2 to fix · Install pending · 0 models")
+    clipped = line.evaluate(
+        """(cell) => {
+          const fix = cell.querySelector('.err').getBoundingClientRect();
+          return fix.right > cell.getBoundingClientRect().right + 1;
+        }"""
+    )
+    assert not clipped, "the source's '2 to fix' is cut off at the end of its line"
+    assert wall.evaluate(LAYOUT_PROBLEMS) == []
