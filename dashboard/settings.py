@@ -91,6 +91,10 @@ BOARD_POLL_TICK_SECONDS = envint("BOARD_POLL_TICK_SECONDS", 1, minimum=1)
 # While newly registered runs wait to be looked up, this share of each token's requests is kept for the
 # lookups (they also take any request nothing else wants); known runs keep the rest.
 BOARD_LOOKUP_SHARE_PERCENT = envint("BOARD_LOOKUP_SHARE_PERCENT", 20, minimum=1, maximum=50)
+# Each source's automations (the list, then each one's runSummary and job runs) are refreshed this
+# often, within at most BOARD_AUTOMATIONS_SHARE_PERCENT of its budget (slower when they do not fit).
+BOARD_AUTOMATIONS_SECONDS = envint("BOARD_AUTOMATIONS_SECONDS", 300, minimum=30)
+BOARD_AUTOMATIONS_SHARE_PERCENT = envint("BOARD_AUTOMATIONS_SHARE_PERCENT", 5, minimum=1, maximum=30)
 # Ingest refuses (429) a request registering more new runs than this, and more than
 # BOARD_INGEST_RUNS_PER_HOUR new runs in any hour: more than a team plausibly starts.
 BOARD_INGEST_MAX_RUNS = envint("BOARD_INGEST_MAX_RUNS", 100, minimum=1)

@@ -13,6 +13,10 @@ Keys (all JSON unless noted):
 - ``board:sandboxes:<source>``    the last ``/sandboxes`` list of a source
 - ``board:repos:<source>``        the last ``/repos`` list of a source
 - ``board:account:<source>``      account readiness (``/api/auth/user``, ``/models``)
+- ``board:automations:<source>``  the last automation list of a source (every cursor page)
+- ``board:automation:<source>:<id>``  one automation: its ``runSummary`` and newest job runs; expires
+                                  ``AUTOMATION_TTL_SECONDS`` after its last write, and goes when the
+                                  list no longer holds it
 - ``board:source:<source>``       source health: state, last success/error, budget, interval
 - ``board:sandbox-history:<id>``  list of ``{status, seen_at}`` as the board saw them
 - ``board:sandbox-logs:<id>``     a sandbox's logs, fetched when someone asks for them
@@ -165,6 +169,50 @@ def account_write(source: str, account: JSON) -> None:
 
 def account_read(source: str) -> JSON | None:
     return _get(f"board:account:{source}")
+
+
+# --- automations -----------------------------------------------------------------
+
+AUTOMATION_TTL_SECONDS = 2 * 24 * 3600
+
+
+def automations_write(source: str, automations: list[JSON], *, fetched_at: float, complete: bool) -> None:
+    """A source's automation list; ``complete`` is False when it may go on beyond the pages read."""
+    _set(
+        f"board:automations:{source}",
+        {"source": source, "fetched_at": fetched_at, "automations": automations, "complete": complete},
+        ttl=AUTOMATION_TTL_SECONDS,
+    )
+
+
+def automations_read_many(sources: Iterable[str]) -> dict[str, JSON]:
+    """Several sources' automation lists in one round trip; sources never fetched are left out."""
+    names = list(sources)
+    if not names:
+        return {}
+    raws = cast(list[bytes | None], redis_client().mget([f"board:automations:{name}" for name in names]))
+    return {n: cast(JSON, json.loads(raw)) for n, raw in zip(names, raws, strict=True) if raw is not None}
+
+
+def automation_write(source: str, automation_id: str, record: JSON) -> None:
+    """One automation: ``{fetched_at, automation: {... run_summary}, job_runs: [...]}``."""
+    _set(f"board:automation:{source}:{automation_id}", record, ttl=AUTOMATION_TTL_SECONDS)
+
+
+def automations_detail_read(source: str, automation_ids: Iterable[str]) -> dict[str, JSON]:
+    """Several of a source's automation records in one round trip, by id; missing ones are left out."""
+    ids = list(automation_ids)
+    if not ids:
+        return {}
+    raws = cast(list[bytes | None], redis_client().mget([f"board:automation:{source}:{i}" for i in ids]))
+    return {i: cast(JSON, json.loads(raw)) for i, raw in zip(ids, raws, strict=True) if raw is not None}
+
+
+def automations_forget(source: str, automation_ids: Iterable[str]) -> None:
+    """Drop the records of automations the source no longer lists."""
+    keys = [f"board:automation:{source}:{i}" for i in automation_ids]
+    if keys:
+        redis_client().delete(*keys)
 
 
 # --- source health -------------------------------------------------------------

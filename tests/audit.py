@@ -27,7 +27,7 @@ from dashboard.mogplex.client import ALLOWED_ENDPOINTS
 
 # The demo read token, and the sources the poller, secrets and fault-matrix tests configure.
 BOARD_TOKEN_NAMES = frozenset({"demo", "alice", "bob"})
-BOARD_TOKEN_PREFIXES = ("matrix_",)
+BOARD_TOKEN_PREFIXES = ("matrix_", "auto_")
 WRITER_PREFIXES = ("ci", "writer")
 API_BASE = "/api/v1/mogplex"
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -8,6 +8,8 @@ from dashboard.polling.scheduler import (
     Policy,
     RunState,
     SourceState,
+    automations_interval,
+    due_automations,
     due_fetches,
     effective_run_interval,
     lookup_sources,
@@ -27,8 +29,8 @@ NOW = 1_000_000.0
 
 
 def _fresh_lists(**overrides: float) -> dict[str, float]:
-    """Sandboxes, repos and account fetched a moment ago: only runs are due."""
-    times = {"sandboxes_at": NOW - 1, "repos_at": NOW - 1, "account_at": NOW - 1}
+    """Sandboxes, repos, account and automations fetched a moment ago: only runs are due."""
+    times = {"sandboxes_at": NOW - 1, "repos_at": NOW - 1, "account_at": NOW - 1, "automations_at": NOW - 1}
     times.update(overrides)
     return times
 
@@ -133,7 +135,10 @@ def test_round_robin_shares_an_overloaded_budget_evenly() -> None:
 def test_the_effective_interval_is_the_refresh_until_the_budget_runs_out() -> None:
     assert effective_run_interval(0, POLICY) == 10.0
     assert effective_run_interval(5, POLICY) == 10.0
-    assert effective_run_interval(60, POLICY) == pytest.approx(60 * 60 / (50 - 2 - 0.1 - 2 * 60 / 1800))
+    # Less the lists' and the automation list's requests (one every 300 s with no automations).
+    assert effective_run_interval(60, POLICY) == pytest.approx(
+        60 * 60 / (50 - 2 - 0.1 - 2 * 60 / 1800 - 60 / 300)
+    )
 
 
 def test_a_source_with_nothing_due_is_planned_again_when_something_falls_due() -> None:
@@ -236,3 +241,69 @@ def test_a_run_nothing_points_anywhere_is_asked_two_sources_at_a_time_spread_ove
     assert len(firsts) > 30
     # The last untried ones are asked all the same.
     assert lookup_sources(sources, tried=sources[:-1], run_id="run-1") == ["t49"]
+
+
+def _simulate_automations(runs: int, automations: int, seconds: int) -> tuple[float, dict[str, list[float]]]:
+    """Plan a source once a second with ``automations``: the runs' mean interval, each automation's fetch times."""
+    last = {f"r{i}": 0.0 for i in range(runs)}
+    marks = {f"a{i}": 0.0 for i in range(automations)}
+    fetched: dict[str, list[float]] = {run_id: [] for run_id in last}
+    automation_times: dict[str, list[float]] = {automation_id: [] for automation_id in marks}
+    lists = {"sandboxes_at": NOW, "repos_at": NOW, "account_at": NOW, "automations_at": 0.0}
+    next_slot = 0.0
+    for second in range(seconds):
+        state = SourceState(
+            "a",
+            NOW + second,
+            runs=[RunState(run_id, "streaming", at) for run_id, at in last.items()],
+            next_slot_at=next_slot,
+            automations=dict(marks),
+            **lists,
+        )
+        plan = plan_source(state, POLICY)
+        next_slot = plan.next_slot_at
+        for fetch in plan.fetches:
+            if fetch.kind == "run_events":
+                assert fetch.run_id is not None
+                last[fetch.run_id] = fetch.at
+                fetched[fetch.run_id].append(fetch.at)
+            elif fetch.kind == "automation":
+                assert fetch.automation_id is not None
+                marks[fetch.automation_id] = fetch.at
+                automation_times[fetch.automation_id].append(fetch.at)
+            else:
+                lists[f"{fetch.kind}_at"] = fetch.at
+    return _mean_interval(fetched), automation_times
+
+
+def test_automations_take_their_share_and_the_runs_keep_the_rest() -> None:
+    without, _ = _simulate_automations(runs=20, automations=0, seconds=3600)
+    with_them, times = _simulate_automations(runs=20, automations=20, seconds=3600)
+    # Within the share (5 %): the runs' refresh moves by less than 10 %.
+    assert with_them <= 1.1 * without
+    every = automations_interval(20, POLICY)
+    # 41 requests a round at 2.5 a minute: slower than the configured 300 s.
+    assert every == pytest.approx(41 * 60 / 2.5)
+    intervals = [b - a for fetched in times.values() for a, b in zip(fetched, fetched[1:], strict=False)]
+    assert all(len(fetched) >= 3 for fetched in times.values())
+    assert sum(intervals) / len(intervals) == pytest.approx(every, rel=0.1)
+
+
+def test_a_quiet_source_fetches_its_automations_at_the_configured_interval() -> None:
+    assert automations_interval(3, POLICY) == 300.0
+    state = SourceState(
+        "a",
+        NOW,
+        automations={"a1": NOW - 301, "a2": NOW - 10, "a3": 0.0},
+        **_fresh_lists(automations_at=0.0),
+    )
+    due = due_automations(state, POLICY)
+    # The list (never fetched) first, then the never fetched automation, then the overdue one.
+    assert [(f.kind, f.automation_id) for f in due] == [
+        ("automations", None),
+        ("automation", "a3"),
+        ("automation", "a1"),
+    ]
+    plan = plan_source(state, POLICY)
+    assert [f.kind for f in plan.fetches] == ["automations"]
+    assert plan.automations_interval == 300.0

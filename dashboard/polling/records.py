@@ -11,7 +11,17 @@ from dashboard import snapshots
 from dashboard.history.summaries import run_summary_write
 from dashboard.models import TrackedRun
 from dashboard.mogplex import text
-from dashboard.mogplex.models import UNREADABLE, AccountUser, Model, Repo, RunEvents, Sandbox
+from dashboard.mogplex.models import (
+    UNREADABLE,
+    AccountUser,
+    Automation,
+    AutomationDetail,
+    JobRun,
+    Model,
+    Repo,
+    RunEvents,
+    Sandbox,
+)
 from dashboard.polling.scheduler import TERMINAL_STATUSES
 
 logger = logging.getLogger("dashboard.polling")
@@ -246,4 +256,35 @@ def account_record_update(
     snapshots.account_write(
         source,
         {"fetched_at": now, "user": user.to_dict(), "models": count, "unknown": False, "known_at": now},
+    )
+
+
+# Job runs asked for per automation (upstream's maximum): enough to judge its last 24 hours.
+JOB_RUNS_LIMIT = 50
+
+
+def automations_record_update(
+    source: str, automations: Sequence[Automation], *, complete: bool, now: float
+) -> None:
+    """Store a source's automation list; the records of automations it no longer lists go."""
+    previous = snapshots.automations_read_many([source]).get(source) or {}
+    stored = [text.clip_strings(automation.to_dict(), FIELD_CHARS)[0] for automation in automations]
+    listed = {automation.id for automation in automations}
+    gone = {a.get("id") for a in previous.get("automations", []) if isinstance(a, dict)} - listed
+    snapshots.automations_forget(source, [str(automation_id) for automation_id in gone if automation_id])
+    snapshots.automations_write(source, stored, fetched_at=now, complete=complete)
+
+
+def automation_record_update(
+    source: str, automation: AutomationDetail, job_runs: Sequence[JobRun], *, now: float
+) -> None:
+    """Store one automation's ``runSummary`` and newest job runs (their ids are job-run ids, never agent runs')."""
+    snapshots.automation_write(
+        source,
+        automation.id,
+        {
+            "fetched_at": now,
+            "automation": text.clip_strings(automation.to_dict(), FIELD_CHARS)[0],
+            "job_runs": [text.clip_strings(run.to_dict(), FIELD_CHARS)[0] for run in job_runs],
+        },
     )

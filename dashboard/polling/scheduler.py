@@ -26,6 +26,14 @@ sources a run is looked up on: the source its registration named, else the
 sources whose ``/repos`` hold its repo, and only when none of those owns it,
 every other source.
 
+Automations (``/automations``, then per automation ``/automations/{id}`` and
+``/automations/{id}/runs``) take a bounded share of each budget: one slot in
+every ``automation_every`` may go to an automation fetch that is due (it takes
+two), and they also take any slot nothing else wants. A whole round (the list
+and every automation) is due every ``automations_interval``: the configured
+refresh, or longer when the round does not fit in the share. Active runs
+therefore keep the rest of the budget however many automations there are.
+
 Planning costs what is due: a plan covers ``plan_ahead`` seconds of slots, and
 ``Plan.replan_at`` says when the source next needs planning (its next free slot,
 or the moment its next fetch falls due), so a tick plans only the sources due
@@ -36,16 +44,25 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-FetchKind = Literal["run_events", "sandboxes", "repos", "account", "lookup"]
+FetchKind = Literal["run_events", "sandboxes", "repos", "account", "lookup", "automations", "automation"]
 
 TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 
 # What one fetch costs in upstream requests: account readiness is /api/auth/user + /models.
-COST: dict[FetchKind, int] = {"run_events": 1, "sandboxes": 1, "repos": 1, "account": 2, "lookup": 1}
+# An automation is its /automations/{id} (runSummary) and its /automations/{id}/runs.
+COST: dict[FetchKind, int] = {
+    "run_events": 1,
+    "sandboxes": 1,
+    "repos": 1,
+    "account": 2,
+    "lookup": 1,
+    "automations": 1,
+    "automation": 2,
+}
 
 # A run nothing points to a source for is asked on this many sources at a time.
 FALLBACK_AT_ONCE = 2
@@ -67,6 +84,8 @@ class Policy:
     account_refresh: float
     tick: float
     lookup_share: float = 0.2
+    automations_refresh: float = 300.0
+    automations_share: float = 0.05
 
     @property
     def spacing(self) -> float:
@@ -82,6 +101,13 @@ class Policy:
     def lookup_every(self) -> int:
         """Every how many slots one is kept for lookups while any wait (0: none kept)."""
         return max(1, round(1 / self.lookup_share)) if self.lookup_share > 0 else 0
+
+    @property
+    def automation_every(self) -> int:
+        """Every how many slots one may go to an automation fetch (which takes ``COST["automation"]``)."""
+        if self.automations_share <= 0:
+            return 0
+        return max(COST["automation"], round(COST["automation"] / self.automations_share))
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,9 @@ class SourceState:
     blocked_until: float = 0.0
     next_slot_at: float = 0.0
     lookups: Sequence[str] = ()
+    # When the automation list, and each listed automation (by id), was last planned (0: never).
+    automations_at: float = 0.0
+    automations: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,6 +159,7 @@ class Fetch:
     source: str
     at: float
     run_id: str | None = None
+    automation_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -138,6 +168,8 @@ class Fetch:
             return f"run:{self.run_id}"
         if self.kind == "lookup":
             return f"lookup:{self.run_id}"
+        if self.kind == "automation":
+            return f"automation:{self.automation_id}"
         return self.kind
 
 
@@ -151,19 +183,37 @@ class Plan:
     effective_interval: float = 0.0
     replan_at: float = 0.0
     lookups_waiting: int = 0
+    automations_interval: float = 0.0
 
 
-def effective_run_interval(active_runs: int, policy: Policy, *, lookups_waiting: bool = False) -> float:
+def automations_interval(automations: int, policy: Policy) -> float:
+    """How often a whole round of a source's automations (the list, then each of ``automations``) comes round.
+
+    The configured refresh, or longer when a round does not fit in the share of
+    the budget automations may take.
+    """
+    if policy.automations_share <= 0:
+        return math.inf
+    cost = COST["automations"] + automations * COST["automation"]
+    return max(policy.automations_refresh, cost * policy.window / (policy.automations_share * policy.budget))
+
+
+def effective_run_interval(
+    active_runs: int, policy: Policy, *, lookups_waiting: bool = False, automations: int = 0
+) -> float:
     """How often each active run can be refreshed on one source, in seconds.
 
-    The budget left after the periodic list fetches is shared by the active
-    runs (less the lookups' share while lookups wait); no run is refreshed
-    more often than ``run_refresh``.
+    The budget left after the periodic list fetches and the automations (at
+    most their share) is shared by the active runs (less the lookups' share
+    while lookups wait); no run is refreshed more often than ``run_refresh``.
     """
     overhead = (
         policy.window / policy.sandboxes_refresh
         + policy.window / policy.repos_refresh
         + COST["account"] * policy.window / policy.account_refresh
+        + (COST["automations"] + automations * COST["automation"])
+        * policy.window
+        / automations_interval(automations, policy)
     )
     for_runs = max(policy.budget - overhead, 1.0)
     if lookups_waiting and policy.lookup_every:
@@ -217,6 +267,21 @@ def due_fetches(state: SourceState, policy: Policy) -> list[Fetch]:
     return urgent + run_fetches + routine
 
 
+def due_automations(state: SourceState, policy: Policy) -> list[Fetch]:
+    """The automation fetches due on ``state.name``: the list first, then the least recently planned."""
+    every = automations_interval(len(state.automations), policy)
+    due = []
+    if state.automations_at <= 0 or state.now - state.automations_at >= every:
+        due.append(Fetch("automations", state.name, 0.0))
+    waiting = sorted(
+        (at, automation_id)
+        for automation_id, at in state.automations.items()
+        if at <= 0 or state.now - at >= every
+    )
+    due += [Fetch("automation", state.name, 0.0, automation_id=automation_id) for _, automation_id in waiting]
+    return due
+
+
 def _due_at(state: SourceState, policy: Policy) -> float:
     """When the next fetch on ``state.name`` falls due (ignoring pauses), or infinity when none will."""
     times = [
@@ -234,6 +299,10 @@ def _due_at(state: SourceState, policy: Policy) -> float:
     ]
     if state.lookups:
         times.append(state.now)
+    every = automations_interval(len(state.automations), policy)
+    times += [
+        at + every if at > 0 else state.now for at in (state.automations_at, *state.automations.values())
+    ]
     return min(times, default=math.inf)
 
 
@@ -251,13 +320,17 @@ def plan_source(state: SourceState, policy: Policy) -> Plan:
     Slots are ``policy.spacing`` apart, start no earlier than ``now`` (a quiet
     spell is not saved up for a burst) and no earlier than the end of a pause
     or back-off. While lookups wait, a slot whose number (its time over the
-    spacing) is a multiple of ``lookup_every`` goes to the next lookup; every
-    other slot goes to what ``due_fetches`` puts first, and to a lookup only
-    when nothing else is due (and only in the coming tick).
+    spacing) is a multiple of ``lookup_every`` goes to the next lookup; one
+    whose number is 1 more than a multiple of ``automation_every`` goes to the
+    next automation fetch due; every other slot goes to what ``due_fetches``
+    puts first, and to a lookup or an automation only when nothing else is due
+    (and only in the coming tick).
     """
     now = state.now
     active = sum(1 for run in state.runs if run.wants_polling)
-    interval = effective_run_interval(active, policy, lookups_waiting=bool(state.lookups))
+    interval = effective_run_interval(
+        active, policy, lookups_waiting=bool(state.lookups), automations=len(state.automations)
+    )
     slot = max(state.next_slot_at, now, state.blocked_until)
     # (less a hair, so that float sums of the spacing do not add a slot at the edge)
     horizon = now + policy.plan_ahead - 1e-6
@@ -265,15 +338,20 @@ def plan_source(state: SourceState, policy: Policy) -> Plan:
     last_planned = {run.run_id: run.last_planned_at for run in state.runs}
     due = due_fetches(state, policy)
     lookups = list(state.lookups)
+    automations = due_automations(state, policy)
     every = policy.lookup_every
-    while slot < horizon and (due or lookups):
+    automation_every = policy.automation_every
+    while slot < horizon and (due or lookups or automations):
         fetch: Fetch | None = None
         if not due and slot >= now + policy.tick:
-            # Only lookups are left: they are planned a tick at a time, so that
-            # no slot ahead is taken from a run that falls due before the next plan.
+            # Only lookups and automations are left: they are planned a tick at a time, so
+            # that no slot ahead is taken from a run that falls due before the next plan.
             break
-        if lookups and every and int(slot / policy.spacing) % every == 0:
+        number = int(slot / policy.spacing)
+        if lookups and every and number % every == 0:
             fetch = Fetch("lookup", state.name, slot, lookups.pop(0))
+        elif automations and automation_every and number % automation_every == 1:
+            fetch = _at(automations.pop(0), slot)
         while fetch is None and due:
             candidate = due.pop(0)
             if (
@@ -286,6 +364,8 @@ def plan_source(state: SourceState, policy: Policy) -> Plan:
             # A slot nothing wants goes to a lookup, but only this tick's: later
             # slots stay free for the runs that fall due before the next plan.
             fetch = Fetch("lookup", state.name, slot, lookups.pop(0))
+        if fetch is None and automations and slot < now + policy.tick and not _falls_due(state, policy, slot):
+            fetch = _at(automations.pop(0), slot)
         if fetch is None:
             break
         planned.append(fetch)
@@ -304,7 +384,12 @@ def plan_source(state: SourceState, policy: Policy) -> Plan:
         effective_interval=interval,
         replan_at=replan_at,
         lookups_waiting=len(state.lookups),
+        automations_interval=automations_interval(len(state.automations), policy),
     )
+
+
+def _at(fetch: Fetch, slot: float) -> Fetch:
+    return Fetch(fetch.kind, fetch.source, slot, fetch.run_id, fetch.automation_id)
 
 
 def lookup_sources(

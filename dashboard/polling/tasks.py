@@ -15,6 +15,7 @@ A failing source only ever delays itself; every other source keeps its own pace.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -32,13 +33,23 @@ from dashboard.history import summaries
 from dashboard.models import TrackedRun
 from dashboard.mogplex.client import MogplexClient
 from dashboard.mogplex.errors import InvalidId, MogplexError, NotFound
-from dashboard.mogplex.models import AccountUser
+from dashboard.mogplex.models import (
+    UNREADABLE,
+    AccountUser,
+    Automation,
+    AutomationDetail,
+    AutomationPage,
+    JobRun,
+)
 from dashboard.polling import gate, state
 from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.gate import SOURCE_MESSAGES, Refused
 from dashboard.polling.records import (
     EVENTS_LIMIT,
+    JOB_RUNS_LIMIT,
     account_record_update,
+    automation_record_update,
+    automations_record_update,
     repos_record_update,
     run_record_error,
     run_record_not_found,
@@ -83,6 +94,8 @@ def policy() -> Policy:
         account_refresh=float(ACCOUNT_REFRESH_SECONDS),
         tick=float(settings.BOARD_POLL_TICK_SECONDS),
         lookup_share=settings.BOARD_LOOKUP_SHARE_PERCENT / 100,
+        automations_refresh=float(settings.BOARD_AUTOMATIONS_SECONDS),
+        automations_share=settings.BOARD_AUTOMATIONS_SHARE_PERCENT / 100,
     )
 
 
@@ -194,6 +207,7 @@ def _tick(now: float) -> None:
         return
     schedules = state.schedules_read(due)
     healths = snapshots.source_healths_read(due)
+    automations = snapshots.automations_read_many(due)
     for source in due:
         _tick_source(
             source,
@@ -204,7 +218,20 @@ def _tick(now: float) -> None:
             marks=schedules[source],
             next_slot_at=planning[source].next_slot_at,
             health=healths.get(source, {}),
+            automation_ids=_automation_ids(automations.get(source)),
         )
+
+
+def _automation_ids(record: dict[str, object] | None) -> list[str]:
+    """The ids of a stored automation list that can be fetched (an unreadable one has no usable id)."""
+    listed = record.get("automations") if record else None
+    ids = []
+    for automation in listed if isinstance(listed, list) else []:
+        if isinstance(automation, dict) and automation.get("status") != UNREADABLE:
+            automation_id = str(automation.get("id") or "")
+            with suppress(ValueError):
+                ids.append(str(UUID(automation_id)))
+    return ids
 
 
 def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: float) -> dict[str, list[str]]:
@@ -257,9 +284,11 @@ def _tick_source(
     marks: dict[str, float],
     next_slot_at: float,
     health: dict[str, object],
+    automation_ids: Sequence[str] = (),
 ) -> None:
     runs = [RunState(run_id, status, marks.get(f"run:{run_id}", 0.0), done) for run_id, status, done in owned]
     wanted = {f"run:{run.run_id}" for run in runs} | {f"lookup:{run_id}" for run_id in lookups}
+    wanted |= {f"automation:{automation_id}" for automation_id in automation_ids}
     # A lookup planned a moment ago is still on its way (or failed: asked again later).
     waiting = [
         run_id
@@ -279,13 +308,17 @@ def _tick_source(
             blocked_until=blocked_until,
             next_slot_at=next_slot_at,
             lookups=waiting,
+            automations_at=marks.get("automations", 0.0),
+            automations={a: marks.get(f"automation:{a}", 0.0) for a in automation_ids},
         ),
         the_policy,
     )
     state.planned_write(
         source,
         marks={fetch.key: fetch.at for fetch in plan.fetches},
-        forget=[key for key in marks if key.startswith(("run:", "lookup:")) and key not in wanted],
+        forget=[
+            key for key in marks if key.startswith(("run:", "lookup:", "automation:")) and key not in wanted
+        ],
         next_slot_at=plan.next_slot_at,
         plan_at=plan.replan_at,
     )
@@ -303,6 +336,8 @@ def _tick_source(
         # Runs waiting to be looked up on this source, and the share of its budget kept for them.
         lookups_waiting=len(lookups),
         lookup_share_percent=settings.BOARD_LOOKUP_SHARE_PERCENT,
+        # How often a whole round of its automations comes round (the list, then each one).
+        automations_interval_seconds=round(plan.automations_interval, 1),
         paused_until=held.paused_until if held.paused_until > now else None,
         next_try_at=blocked_until or None,
         last_success_at=health.get("last_success_at"),
@@ -321,6 +356,10 @@ def _enqueue(fetch: Fetch, now: float) -> None:
         sandboxes_fetch.apply_async((fetch.source,), countdown=countdown)
     elif fetch.kind == "repos":
         repos_fetch.apply_async((fetch.source,), countdown=countdown)
+    elif fetch.kind == "automations":
+        automations_fetch.apply_async((fetch.source,), countdown=countdown)
+    elif fetch.kind == "automation":
+        automation_fetch.apply_async((fetch.source, fetch.automation_id), countdown=countdown)
     else:
         account_fetch.apply_async((fetch.source,), countdown=countdown)
 
@@ -413,21 +452,23 @@ def _not_found(run_id: str) -> None:
     state.lookup_forget(run_id)
 
 
-def _source_fetch[T](
-    source: str, key: str, endpoint: str, call: Callable[[MogplexClient], T], write: Callable[[T], None]
-) -> None:
-    """One scheduled fetch of a source-wide list (``key``: sandboxes, repos, account), then its record.
+def _source_fetch[T](source: str, key: str, fetch: Callable[[], T], write: Callable[[T], None]) -> None:
+    """One scheduled fetch on a source (``key``: sandboxes, repos, account, automations, an automation),
+    then its record. ``fetch`` sends its requests through ``_request``.
 
     Nothing when another worker is on it or it fails (the source's health says
-    why); when the budget refuses it, it goes first in line at the next tick.
+    why); when the budget refuses it, it goes first in line at the next tick. An
+    endpoint the token may not read waits for its next turn: asking again at the
+    next tick would only spend a slot on a refusal.
     """
     with state.exclusive(f"{key}:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
         if not mine:
             return
         try:
-            result = _request(source, endpoint, call)
-        except Refused:
-            state.schedule_retry_soon(source, key)
+            result = fetch()
+        except Refused as refused:
+            if refused.admission.reason != "denied":
+                state.schedule_retry_soon(source, key)
             return
         except (MogplexError, UnknownSource):
             return
@@ -441,8 +482,7 @@ def sandboxes_fetch(source: str) -> None:
     _source_fetch(
         source,
         "sandboxes",
-        "/sandboxes",
-        lambda client: client.sandboxes(),
+        lambda: _request(source, "/sandboxes", lambda client: client.sandboxes()),
         lambda sandboxes: sandboxes_record_update(source, sandboxes, now=time.time()),
     )
 
@@ -492,8 +532,7 @@ def repos_fetch(source: str) -> None:
     _source_fetch(
         source,
         "repos",
-        "/repos",
-        lambda client: client.repos(),
+        lambda: _request(source, "/repos", lambda client: client.repos()),
         lambda repos: repos_record_update(source, repos, now=time.time()),
     )
 
@@ -509,7 +548,77 @@ def account_fetch(source: str) -> None:
             models = _request(source, "/models", lambda client: client.models())
         account_record_update(source, user, models, now=time.time())
 
-    _source_fetch(source, "account", "/api/auth/user", lambda client: client.auth_user(), write)
+    _source_fetch(
+        source,
+        "account",
+        lambda: _request(source, "/api/auth/user", lambda client: client.auth_user()),
+        write,
+    )
+
+
+# At most this many pages of /automations (100 each) are read per round.
+AUTOMATION_PAGES_MAX = 10
+
+
+def _automations_page(client: MogplexClient, *, cursor: str | None) -> AutomationPage:
+    return client.automations(cursor)
+
+
+def _automation_pages(source: str) -> tuple[list[Automation], bool]:
+    """Every page of a source's automations, following ``nextCursor``; and whether that was all of them.
+
+    The client never sends a cursor Mogplex would refuse: a malformed one ends the
+    list there (not complete), as does reaching ``AUTOMATION_PAGES_MAX``.
+    """
+    automations: list[Automation] = []
+    cursor: str | None = None
+    for _ in range(AUTOMATION_PAGES_MAX):
+        page = _request(source, "/automations", functools.partial(_automations_page, cursor=cursor))
+        automations += page.automations
+        if page.cursor_refused:
+            logger.warning("automations source=%s nextCursor malformed; the list stops there", source)
+            return automations, False
+        if page.next_cursor is None:
+            return automations, True
+        cursor = page.next_cursor
+    return automations, False
+
+
+@app.task(ignore_result=True)
+def automations_fetch(source: str) -> None:
+    """Refresh a source's automation list (every cursor page); each automation is then fetched on its own."""
+
+    def write(result: tuple[list[Automation], bool]) -> None:
+        automations, complete = result
+        automations_record_update(source, automations, complete=complete, now=time.time())
+        # The automations just listed are due: plan the source again at once.
+        state.plan_soon(source)
+
+    _source_fetch(source, "automations", lambda: _automation_pages(source), write)
+
+
+@app.task(ignore_result=True)
+def automation_fetch(source: str, automation_id: str) -> None:
+    """Refresh one automation: its ``runSummary`` and its newest job runs (two requests).
+
+    Job-run ids are not agent-run ids: they are stored as job runs and never sent to ``/runs/{id}``.
+    """
+
+    def fetch() -> tuple[AutomationDetail, tuple[JobRun, ...]]:
+        detail = _request(source, "/automations/{id}", lambda client: client.automation(automation_id))
+        runs = _request(
+            source,
+            "/automations/{id}/runs",
+            lambda client: client.automation_runs(automation_id, limit=JOB_RUNS_LIMIT),
+        )
+        return detail, runs
+
+    _source_fetch(
+        source,
+        f"automation:{automation_id}",
+        fetch,
+        lambda result: automation_record_update(source, result[0], result[1], now=time.time()),
+    )
 
 
 @app.task(ignore_result=True)

@@ -214,6 +214,15 @@ class MogplexApi:
             return Response(
                 body[: max(1, len(body) // 2)], status_code=fault.status or 200, media_type="application/json"
             )
+        if kind == "malformed_cursor":
+            # A nextCursor Mogplex never gives out (mangled on the way): a client must not send it back.
+            routed = await self._route(request)
+            body = json.loads(bytes(routed.body))
+            data = body.get("data") if isinstance(body, dict) else None
+            if not (isinstance(data, dict) and isinstance(data.get("nextCursor"), str)):
+                return routed
+            data["nextCursor"] = "%%" + data["nextCursor"][:12]
+            return Response(json.dumps(body), status_code=routed.status_code, media_type="application/json")
         if kind == "429":
             return self._rate_limited(fault.status or 429)
         if kind == "401":

@@ -22,6 +22,7 @@ FAULT_KINDS = frozenset(
         "ok_false_200",
         "slow",
         "redirect",
+        "malformed_cursor",
     }
 )
 DEFAULT_DELAYS = {"timeout": 30.0, "slow": 3.0}
