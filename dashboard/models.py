@@ -240,7 +240,7 @@ class NotifyDelivery(models.Model):
 
 
 class Acknowledgement(models.Model):
-    """Someone has seen a problem (a failed or stalled run, an errored sandbox) and is on it.
+    """Someone has seen a problem (a failed or stalled run or job run, an errored sandbox) and is on it.
 
     Operator state like the tracked runs: it lives here, survives restarts, and
     takes the problem out of the attention lane. One per problem: a run
@@ -252,6 +252,8 @@ class Acknowledgement(models.Model):
     class Target(models.TextChoices):
         RUN = "run", "run"
         SANDBOX = "sandbox", "sandbox"
+        # An automation's job run: its own id space, not an agent run's.
+        JOB_RUN = "job_run", "job run"
 
     class Problem(models.TextChoices):
         FAILED = "failed", "failure"
@@ -259,7 +261,7 @@ class Acknowledgement(models.Model):
         ERROR = "error", "error"
 
     target = models.CharField(max_length=10, choices=Target.choices)
-    target_id = models.UUIDField(help_text="The run id or the sandbox id.")
+    target_id = models.UUIDField(help_text="The run id, the sandbox id or the job run id.")
     problem = models.CharField(max_length=10, choices=Problem.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -304,7 +304,7 @@ def board_write(board: JSON, *, fetched: Mapping[str, float | None] | None = Non
     (``selectors.board_fetched``), kept beside the version for unchanged polls;
     without it, none is kept (a map from another board never outlives it).
     """
-    for row in (*board.get("runs", []), *board.get("sandboxes", [])):
+    for row in (*board.get("runs", []), *board.get("sandboxes", []), *board.get("job_runs", [])):
         row.pop("sig", None)
         row["sig"] = content_version(row)
     version = content_version(board)

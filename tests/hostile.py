@@ -227,7 +227,58 @@ def upstream_board(now: float, entries: Sequence[str] = CORPUS) -> dict[str, Any
         sources.append(
             board_data.source_row(text, now=now, state="unauthorized", message=text, account=account)
         )
-    return board_data.board(now, runs=runs, sandboxes=boxes, sources=sources)
+    board = board_data.board(now, runs=runs, sandboxes=boxes, sources=sources)
+    board["automations"], board["job_runs"] = hostile_automations(entries)
+    board["automations_fetched_at"] = {"demo": now}
+    board["automations_complete"] = {"demo": False}
+    return board
+
+
+def hostile_automations(entries: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per entry, an automation of source ``demo`` named and described by it, and a failed job run of it
+    whose repo and error are the entry (in the lane as well as on the automations page)."""
+    automations, job_runs = [], []
+    for i, text in enumerate(entries):
+        job_run = {
+            "id": entry_id(i, 6),
+            "source": "demo",
+            "automation_id": entry_id(i, 5),
+            "automation_name": text,
+            "status": "failed",
+            "repo_id": text,
+            "repo_name": text,
+            "source_type": text,
+            "created_at": text,
+            "started_at": text,
+            "completed_at": text,
+            "duration_ms": 1200,
+            "error": text,
+            "fetched_at": 1.0,
+            "pending_too_long": False,
+            "acknowledged": [],
+            "fixed_by": None,
+        }
+        job_runs.append(job_run)
+        automations.append(
+            {
+                "source": "demo",
+                "id": entry_id(i, 5),
+                "name": text,
+                "description": text,
+                "status": text,
+                "fetched_at": 1.0,
+                "health": "needs_attention",
+                "failed_24h": 1,
+                "stale_pending": 0,
+                "success_rate": 0.0,
+                "concluded_24h": 1,
+                "running": 0,
+                "pending": 0,
+                "last_run_status": text,
+                "job_runs": [job_run],
+            }
+        )
+    return automations, job_runs
 
 
 def upstream_records_write(now: float, entries: Sequence[str] = CORPUS) -> None:

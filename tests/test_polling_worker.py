@@ -36,6 +36,7 @@ ALLOWED_PATHS = (
     "/api/v1/mogplex/runs/",
     "/api/v1/mogplex/models",
     "/api/v1/mogplex/agents",
+    "/api/v1/mogplex/automations",
     "/api/auth/user",
 )
 

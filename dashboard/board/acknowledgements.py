@@ -1,7 +1,7 @@
 """Acknowledging a problem on the board, and taking that back.
 
-A signed-in user says "seen, handled" about a failed or stalled run or an
-errored sandbox; the problem then leaves the attention lane (and the wall's
+A signed-in user says "seen, handled" about a failed or stalled run, an
+errored sandbox, or an automation's failed job run or one pending too long; the problem then leaves the attention lane (and the wall's
 headline count) and stays, dimmed with who and when, in the finished list and
 on its page. The acknowledgement is a database row (operator state, never lost
 on a restart); the next board composition carries it to every page.
@@ -22,6 +22,14 @@ from dashboard.board.templatetags import age_text
 from dashboard.models import Acknowledgement, TrackedRun
 
 PROBLEM_WORDS = {"failed": "failure", "stalled": "stall", "error": "error"}
+TARGET_WORDS = {"run": "Run", "sandbox": "Sandbox", "job_run": "Job run"}
+# Where each target's rows are in the composed board, and the key naming each.
+_BOARD_ROWS = {"run": ("runs", "run_id"), "sandbox": ("sandboxes", "id"), "job_run": ("job_runs", "id")}
+
+
+def target_label(target: str, target_id: uuid.UUID) -> str:
+    """ "Run <id>", "Sandbox <id>", "Job run <id>": how sentences name the target."""
+    return f"{TARGET_WORDS[target]} {target_id}"
 
 
 class AcknowledgementRefused(ValueError):
@@ -44,7 +52,8 @@ class Problem:
 
 def _board_row(target: str, target_id: uuid.UUID) -> dict[str, Any] | None:
     board = snapshots.board_read() or {}
-    key, rows = ("run_id", board.get("runs")) if target == "run" else ("id", board.get("sandboxes"))
+    name, key = _BOARD_ROWS[target]
+    rows = board.get(name)
     for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict) and str(row.get(key) or "").lower() == str(target_id):
             return row
@@ -53,7 +62,7 @@ def _board_row(target: str, target_id: uuid.UUID) -> dict[str, Any] | None:
 
 def problem_read(*, target: str, target_id: uuid.UUID) -> Problem:
     """The current problem of a run or sandbox on the board; refused when the board does not show it."""
-    label = f"{'Run' if target == 'run' else 'Sandbox'} {target_id}"
+    label = target_label(target, target_id)
     row = _board_row(target, target_id)
     if row is None:
         if target == "run" and TrackedRun.objects.filter(run_id=target_id).exists():
@@ -64,6 +73,8 @@ def problem_read(*, target: str, target_id: uuid.UUID) -> Problem:
         raise AcknowledgementRefused(f"{label} is not {what}; check the id.", 404)
     if target == "run":
         problem = selectors.run_problem(selectors.with_keys(row, selectors.RUN_KEYS))
+    elif target == "job_run":
+        problem = selectors.job_run_problem(row)
     else:
         problem = "error" if row.get("status") == "error" else None
     return Problem(target, target_id, problem, label)
@@ -85,7 +96,7 @@ def acknowledgement_create(
         )
     found = problem_read(target=target, target_id=target_id)
     if found.problem is None:
-        what = "failed or stalled" if target == "run" else "in error"
+        what = "in error" if target == "sandbox" else "failed or stalled"
         raise AcknowledgementRefused(f"{found.label} is not {what}, so there is nothing to acknowledge.", 409)
     word = PROBLEM_WORDS[found.problem]
     earlier = Acknowledgement.objects.filter(
@@ -122,6 +133,6 @@ def acknowledgement_delete(*, target: str, target_id: uuid.UUID) -> int:
     """Take back every acknowledgement of the target (it returns to the lane if still a problem); how many."""
     deleted, _ = Acknowledgement.objects.filter(target=target, target_id=target_id).delete()
     if not deleted:
-        label = f"{'Run' if target == 'run' else 'Sandbox'} {target_id}"
+        label = target_label(target, target_id)
         raise AcknowledgementRefused(f"{label} is not acknowledged, so there is nothing to take back.", 409)
     return deleted

@@ -218,9 +218,9 @@ class BoardFilters:
 class LaneItem:
     """One thing in the attention lane (or, resolved, below it).
 
-    ``kind`` is ``run``, ``sandbox`` or ``source``; ``row`` the run or sandbox
-    row, or the source's health; ``problem`` what is wrong (``failed``,
-    ``stalled``, ``error``, or the source's state); ``began_at`` when it began
+    ``kind`` is ``run``, ``sandbox``, ``job_run`` (an automation's) or ``source``;
+    ``row`` the run, sandbox or job run row, or the source's health; ``problem``
+    what is wrong (``failed``, ``stalled``, ``error``, or the source's state); ``began_at`` when it began
     (epoch seconds, None when unknown); ``reason`` one line saying why.
     """
 
@@ -241,6 +241,17 @@ class LaneItem:
         if self.kind == "source":
             return ""
         return str(self.row.get("run_id" if self.kind == "run" else "id") or "")
+
+    @property
+    def what(self) -> str:
+        """What it is, in a word or two, before its repo: "sandbox", "automation <name>", or nothing for a run."""
+        if self.kind == "sandbox":
+            return "sandbox"
+        if self.kind == "job_run":
+            return (
+                f"automation {self.row.get('automation_name') or self.row.get('automation_id') or ''}".strip()
+            )
+        return ""
 
     @property
     def dom_id(self) -> str:
@@ -291,6 +302,10 @@ class BoardState:
     lane_expires_at: float = 0.0
     # Tracked runs no source has claimed yet: not running, only being looked up (one collapsed line).
     looking_up: int = 0
+    # Each source's automations with their health and newest job runs (the automations page).
+    automations: list[JSON] = field(default_factory=list)
+    # Job runs that may need attention (failed or pending), as rows.
+    job_runs: list[JSON] = field(default_factory=list)
 
     @property
     def stale_flags(self) -> str:
@@ -393,6 +408,7 @@ SOURCE_KEYS = [
     "active_runs",
     "lookups_waiting",
     "lookup_share_percent",
+    "automations_interval_seconds",
 ]
 RUN_DETAIL_KEYS = [
     "run_id",
@@ -469,6 +485,14 @@ def problem_resolution(row: JSON, problem: str | None) -> JSON | None:
                 "note": str(ack.get("note") or ""),
             }
     fixed = row.get("fixed_by")
+    if problem == "failed" and isinstance(fixed, dict) and fixed.get("job_run_id"):
+        # A later successful job run of the same automation: a job run, never an agent run.
+        return {
+            "how": "fixed",
+            "job_run_id": str(fixed["job_run_id"]),
+            "after_seconds": fixed.get("after_seconds"),
+            "at": fixed.get("at"),
+        }
     if problem == "failed" and isinstance(fixed, dict) and fixed.get("run_id"):
         return {
             "how": "fixed",
@@ -477,6 +501,47 @@ def problem_resolution(row: JSON, problem: str | None) -> JSON | None:
             "at": fixed.get("at"),
         }
     return None
+
+
+JOB_RUN_KEYS = (
+    "id",
+    "source",
+    "automation_id",
+    "automation_name",
+    "status",
+    "repo_id",
+    "repo_name",
+    "source_type",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "error",
+    "fetched_at",
+    "pending_too_long",
+    "acknowledged",
+    "fixed_by",
+)
+
+
+def job_run_problem(row: JSON) -> str | None:
+    """What is wrong with an automation's job run: ``failed``, ``stalled`` (pending over 2 min, as the
+    poller found it when it composed the board) or None."""
+    if row.get("status") == "failed":
+        return "failed"
+    if row.get("status") == "pending" and row.get("pending_too_long") is True:
+        return "stalled"
+    return None
+
+
+def _job_run_row(job_run: Any) -> JSON:
+    row = with_keys(job_run, JOB_RUN_KEYS)
+    row["sig"] = row.get("sig") or snapshots.content_version(row)
+    row["status"] = str(row.get("status") or "unknown")
+    row["problem"] = job_run_problem(row)
+    row["resolution"] = problem_resolution(row, row["problem"])
+    row["needs_attention"] = row["problem"] is not None and row["resolution"] is None
+    return row
 
 
 def run_ended_at(row: JSON) -> float | None:
@@ -489,6 +554,12 @@ def _lane_item(row: JSON, kind: str) -> LaneItem:
     if kind == "sandbox":
         began = to_epoch(row.get("last_active_at")) or to_epoch(row.get("created_at"))
         reason = str(row.get("error") or "The sandbox is in error.")
+    elif kind == "job_run" and problem == "failed":
+        began = to_epoch(row.get("completed_at")) or to_epoch(row.get("created_at"))
+        reason = str(row.get("error") or "The job run failed.")
+    elif kind == "job_run":
+        began = to_epoch(row.get("created_at"))
+        reason = "waiting to start for over 2 min"
     elif problem == "failed":
         began = run_ended_at(row)
         # One plain reason from the failure code; the upstream sentence is shown beside it.
@@ -514,17 +585,23 @@ def _in_window(item: LaneItem, now: float) -> bool:
 
 
 def attention_lane(
-    runs: list[JSON], sandboxes: list[JSON], sources: list[JSON], now: float
+    runs: list[JSON],
+    sandboxes: list[JSON],
+    sources: list[JSON],
+    now: float,
+    job_runs: Iterable[JSON] = (),
 ) -> tuple[list[LaneItem], list[LaneItem], float]:
     """The lane (unresolved, newest problem first), the resolved items, and when the lane next changes by itself.
 
-    The lane holds failed and stalled runs, errored sandboxes and sources an
-    operator must fix; a failure leaves it ``BOARD_ATTENTION_HOURS`` after it
-    ended, resolved or not. The third value is the epoch second at which the
-    first failure in the lane leaves it (0.0: none will).
+    The lane holds failed and stalled runs, errored sandboxes, automations' failed
+    job runs and job runs pending over 2 min, and sources an operator must fix; a
+    failure leaves it ``BOARD_ATTENTION_HOURS`` after it ended, resolved or not.
+    The third value is the epoch second at which the first failure in the lane
+    leaves it (0.0: none will).
     """
     items = [_lane_item(r, "run") for r in runs if r.get("problem") and not r.get("unreadable")]
     items += [_lane_item(s, "sandbox") for s in sandboxes if s.get("problem") and not s.get("unreadable")]
+    items += [_lane_item(j, "job_run") for j in job_runs if j.get("problem")]
     items = [i for i in items if _in_window(i, now)]
     lane = [i for i in items if i.resolution is None]
     lane += [_source_item(s) for s in sources if s.get("state") in LANE_SOURCE_STATES]
@@ -741,7 +818,11 @@ def board_state(
 
     shown_sandboxes = [s for s in sandboxes if _matches(s, filters, "repo_name")]
     shown_sandboxes.sort(key=lambda s: (s["status"] not in SANDBOX_UP_STATUSES, str(s.get("id"))))
-    lane, resolved, lane_expires_at = attention_lane(shown_runs, shown_sandboxes, sources, now)
+    job_runs = [_job_run_row(j) for j in board.get("job_runs", []) if isinstance(j, dict)]
+    shown_job_runs = [j for j in job_runs if _matches(j, filters, "repo_name")]
+    lane, resolved, lane_expires_at = attention_lane(
+        shown_runs, shown_sandboxes, sources, now, shown_job_runs
+    )
     # Folded unless the viewer filtered for that status, so they can still be listed.
     fold = [] if filters.status else SANDBOX_FOLDED_STATUSES
     sandbox_rows = [s for s in shown_sandboxes if s["status"] not in fold]
@@ -790,6 +871,8 @@ def board_state(
         unknown_runs=unknown,
         lane_expires_at=lane_expires_at,
         looking_up=len(looking_up),
+        automations=[a for a in board.get("automations", []) if isinstance(a, dict)],
+        job_runs=job_runs,
     )
 
 

@@ -12,6 +12,11 @@ urlpatterns = [
     path("runs/<uuid:run_id>/acknowledge/", views.run_acknowledge, name="run-acknowledge"),
     path("runs/<uuid:run_id>/unacknowledge/", views.run_unacknowledge, name="run-unacknowledge"),
     path("repos/", views.repos, name="repos"),
+    path("automations/", views.automations, name="automations"),
+    path("job-runs/<uuid:job_run_id>/acknowledge/", views.job_run_acknowledge, name="job-run-acknowledge"),
+    path(
+        "job-runs/<uuid:job_run_id>/unacknowledge/", views.job_run_unacknowledge, name="job-run-unacknowledge"
+    ),
     path("sandboxes/<uuid:sandbox_id>/", views.sandbox_detail, name="sandbox-detail"),
     path("sandboxes/<uuid:sandbox_id>/logs/", views.sandbox_logs, name="sandbox-logs"),
     path("sandboxes/<uuid:sandbox_id>/acknowledge/", views.sandbox_acknowledge, name="sandbox-acknowledge"),

@@ -37,7 +37,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import discovery, snapshots
-from dashboard.board import acknowledgements, run_page, selectors
+from dashboard.board import acknowledgements, automations_page, run_page, selectors
 from dashboard.board.forms import (
     BoardFilterForm,
     KioskParams,
@@ -330,6 +330,23 @@ def _kept_run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpRespons
     return _board_headers(render(request, template, context))
 
 
+@require_GET
+@board_login_required
+def automations(request: HttpRequest) -> HttpResponse:
+    """Every source's automations: status, health as Mogplex classifies it, newest job runs."""
+    from dashboard.polling.sources import source_names
+
+    now = time.time()
+    zone, _ = _viewer_time_zone(request)
+    context = {
+        "sections": automations_page.automations_page(snapshots.board_read(), source_names()),
+        "now": now,
+        "tz": zone,
+        "app_version": selectors.app_version(),
+    }
+    return _board_headers(render(request, "board/automations.html", context))
+
+
 def _sandbox_find(sandbox_id: str) -> dict[str, Any] | None:
     board = snapshots.board_read() or {}
     for sandbox in board.get("sandboxes", []):
@@ -491,7 +508,7 @@ def _acknowledgement_change(
 ) -> HttpResponse:
     if not request.user.is_authenticated:
         return _refused(request, ACKNOWLEDGE_SIGN_IN, 403)
-    label = f"{'Run' if target == 'run' else 'Sandbox'} {target_id}"
+    label = acknowledgements.target_label(target, target_id)
     try:
         if undo:
             acknowledgements.acknowledgement_delete(target=target, target_id=target_id)
@@ -535,6 +552,17 @@ def sandbox_unacknowledge(request: HttpRequest, sandbox_id: uuid.UUID) -> HttpRe
     return _acknowledgement_change(request, "sandbox", sandbox_id, undo=True)
 
 
+@require_POST
+def job_run_acknowledge(request: HttpRequest, job_run_id: uuid.UUID) -> HttpResponse:
+    """Acknowledge an automation's failed job run, or one pending too long (an optional ``note``)."""
+    return _acknowledgement_change(request, "job_run", job_run_id, undo=False)
+
+
+@require_POST
+def job_run_unacknowledge(request: HttpRequest, job_run_id: uuid.UUID) -> HttpResponse:
+    return _acknowledgement_change(request, "job_run", job_run_id, undo=True)
+
+
 DISPLAY_REVOKED = "This display link was revoked; ask an operator for a new one."
 
 
@@ -569,7 +597,7 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def _lane_json(item: selectors.LaneItem) -> dict[str, Any]:
     """A lane item for scripts: what it is, its id (a source's name), what is wrong, since when, why."""
-    key = {"run": "run_id", "sandbox": "id", "source": "name"}[item.kind]
+    key = {"run": "run_id", "sandbox": "id", "job_run": "id", "source": "name"}[item.kind]
     return {
         "kind": item.kind,
         "id": item.row.get(key),
@@ -627,6 +655,7 @@ def board_json(request: HttpRequest) -> HttpResponse:
         "failing_since": [{"repo": repo, "since": since} for repo, since in state.failing_since],
         "unknown_status_runs": [_row_json(r) for r in state.unknown_runs],
         "sandboxes": [_row_json(s) for s in state.sandboxes],
+        "automations": state.automations,
         "sources": state.sources,
     }
     return _board_headers(JsonResponse(payload))

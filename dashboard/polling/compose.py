@@ -20,7 +20,7 @@ from dashboard.board.selectors import board_fetched
 from dashboard.models import Acknowledgement, TrackedRun
 from dashboard.mogplex import text
 from dashboard.mogplex.failures import failure_reason
-from dashboard.mogplex.models import GithubAction, http_url, parse_timestamp
+from dashboard.mogplex.models import JOB_RUN_PENDING_TOO_LONG, GithubAction, http_url, parse_timestamp
 from dashboard.polling.scheduler import TERMINAL_STATUSES
 from dashboard.polling.sources import source_names
 
@@ -347,6 +347,173 @@ def account_readiness(account: JSON | None, repos: JSON | None, app_base: str) -
     return view
 
 
+# Mogplex's observability page (lib/observability/automation-health.ts, stat-card-tone.ts): an
+# automation needs attention when a job run failed in the last 24 h, one has waited pending
+# for over 2 min, or under 80 % of the job runs concluded in 24 h succeeded; with none
+# concluded in 24 h it has no activity; else it is healthy.
+HEALTH_WINDOW = timedelta(hours=24)
+HEALTHY_SUCCESS_PERCENT = 80
+# The newest job runs an automation's row shows.
+JOB_RUNS_SHOWN = 10
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def automation_health(summary: JSON, job_runs: list[JSON], now: datetime) -> JSON:
+    """An automation's health as Mogplex's observability page classifies it, with its figures.
+
+    ``health`` is ``healthy``, ``needs_attention`` or ``no_activity``. ``failed_24h``
+    is the ``runSummary``'s (else counted from the job runs); the stale pending
+    count and the success rate (of job runs that concluded, success or failed, in
+    the last 24 h, by completion time) come from the newest job runs.
+    """
+    day_ago = now - HEALTH_WINDOW
+    failed = _count(summary.get("failed_24h"))
+    if failed is None:
+        failed = sum(
+            1
+            for r in job_runs
+            if r.get("status") == "failed" and (parse_timestamp(r.get("created_at")) or now) >= day_ago
+        )
+    stale = sum(
+        1
+        for r in job_runs
+        if r.get("status") == "pending"
+        and (created := parse_timestamp(r.get("created_at"))) is not None
+        and now - created > JOB_RUN_PENDING_TOO_LONG
+    )
+    concluded = [
+        r
+        for r in job_runs
+        if r.get("status") in ("success", "failed")
+        and (completed := parse_timestamp(r.get("completed_at"))) is not None
+        and completed >= day_ago
+    ]
+    rate = (
+        round(100 * sum(1 for r in concluded if r.get("status") == "success") / len(concluded), 1)
+        if concluded
+        else None
+    )
+    if failed > 0 or stale > 0 or (rate is not None and rate < HEALTHY_SUCCESS_PERCENT):
+        health = "needs_attention"
+    else:
+        health = "no_activity" if rate is None else "healthy"
+    return {
+        "health": health,
+        "failed_24h": failed,
+        "stale_pending": stale,
+        "success_rate": rate,
+        "concluded_24h": len(concluded),
+        "running": _count(summary.get("running_count")),
+        "pending": _count(summary.get("pending_count")),
+        "last_run_status": _text_or_none(summary.get("last_run_status")),
+    }
+
+
+def job_runs_supersede(job_runs: list[JSON]) -> None:
+    """Mark each failed job run that a later successful job run of the same automation fixed (``fixed_by``).
+
+    "Later" means created after the failed one; the fix is the first such success to complete.
+    """
+    for failed in job_runs:
+        created = parse_timestamp(failed.get("created_at"))
+        ended = parse_timestamp(failed.get("completed_at")) or created
+        if failed.get("status") != "failed" or created is None or ended is None:
+            continue
+        fixes = [
+            (completed, str(r.get("id")))
+            for r in job_runs
+            if r.get("status") == "success"
+            and r.get("automation_id") == failed.get("automation_id")
+            and (later := parse_timestamp(r.get("created_at"))) is not None
+            and later > created
+            and (completed := parse_timestamp(r.get("completed_at"))) is not None
+        ]
+        if fixes:
+            at, job_run_id = min(fixes)
+            failed["fixed_by"] = {
+                "job_run_id": job_run_id,
+                "after_seconds": max(0, round((at - ended).total_seconds())),
+                "at": at.timestamp(),
+            }
+
+
+def _job_run_row(
+    run: JSON, automation: JSON, source: str, fetched_at: Any, repo_names: dict[str, str], now: datetime
+) -> JSON:
+    repo_id = run.get("repo_id")
+    created = parse_timestamp(run.get("created_at"))
+    return {
+        "id": run.get("id"),
+        "source": source,
+        "automation_id": automation.get("id"),
+        "automation_name": automation.get("name"),
+        "status": run.get("status"),
+        "repo_id": repo_id,
+        "repo_name": run.get("repo_full_name")
+        or (repo_names.get(repo_id) if isinstance(repo_id, str) else None),
+        "source_type": run.get("source_type"),
+        "created_at": run.get("created_at"),
+        "started_at": run.get("started_at"),
+        "completed_at": run.get("completed_at"),
+        "duration_ms": _count(run.get("duration_ms")),
+        "error": text.clip_text(run.get("error"), LATEST_MESSAGE_CHARS),
+        "fetched_at": fetched_at,
+        # Mogplex's "Action required": a job run waiting to start for over 2 min (as of this composition).
+        "pending_too_long": run.get("status") == "pending"
+        and created is not None
+        and now - created > JOB_RUN_PENDING_TOO_LONG,
+        "acknowledged": [],
+        "fixed_by": None,
+    }
+
+
+def board_automations(
+    lists: dict[str, JSON], repo_names: dict[str, str], now: datetime
+) -> tuple[list[JSON], list[JSON]]:
+    """Every source's automations (rows with their health and newest job runs) and the job runs that may
+    need attention (failed, or pending), each with its acknowledgements and the later success that fixed it.
+
+    ``lists``: each source's stored automation list, by source name, in configured order.
+    """
+    rows: list[JSON] = []
+    notable: list[JSON] = []
+    for name, listed in lists.items():
+        automations = [a for a in listed.get("automations") or [] if isinstance(a, dict)]
+        details = snapshots.automations_detail_read(name, [str(a.get("id")) for a in automations])
+        for automation in automations:
+            record = details.get(str(automation.get("id"))) or {}
+            detail: JSON = record["automation"] if isinstance(record.get("automation"), dict) else {}
+            summary: JSON = detail["run_summary"] if isinstance(detail.get("run_summary"), dict) else {}
+            runs = [r for r in record.get("job_runs") or [] if isinstance(r, dict)]
+            shaped = [
+                _job_run_row(r, automation, name, record.get("fetched_at"), repo_names, now) for r in runs
+            ]
+            if settings.BOARD_SUPERSEDE_FAILURES:
+                job_runs_supersede(shaped)
+            notable += [r for r in shaped if r["status"] in ("failed", "pending")]
+            rows.append(
+                {
+                    "source": name,
+                    "id": automation.get("id"),
+                    "name": automation.get("name"),
+                    "description": automation.get("description"),
+                    "status": automation.get("status"),
+                    "fetched_at": record.get("fetched_at"),
+                    **(automation_health(summary, runs, now) if record else {"health": None}),
+                    "job_runs": shaped[:JOB_RUNS_SHOWN],
+                }
+            )
+    acks = acknowledgements_read(
+        Acknowledgement.Target.JOB_RUN, [str(r["id"]) for r in notable if _is_uuid(r.get("id"))]
+    )
+    for run in notable:
+        run["acknowledged"] = acks.get(str(run.get("id")).lower(), [])
+    return rows, notable
+
+
 def board_build(*, heartbeat_at: float | None = None) -> JSON:
     """The composed board from every source's records and the tracked runs (without its version)."""
     now = timezone.now()
@@ -363,6 +530,8 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
         for repo in (repos or {}).get("repos", []):
             repo_names.setdefault(repo["id"], repo["full_name"])
     runs = board_runs(repo_names, now)
+    lists = snapshots.automations_read_many(names)
+    automations, job_runs = board_automations(lists, repo_names, now)
     # The tracked run that points at each sandbox (the newest tracked wins), if any.
     tracked_by_sandbox: dict[str, str] = {}
     for run in sorted(runs, key=lambda r: r.get("tracked_at") or 0.0):
@@ -405,6 +574,10 @@ def board_build(*, heartbeat_at: float | None = None) -> JSON:
         "runs": runs,
         "sandboxes": sandboxes,
         "sandboxes_fetched_at": sandboxes_fetched_at,
+        "automations": automations,
+        "automations_fetched_at": {name: record.get("fetched_at") for name, record in lists.items()},
+        "automations_complete": {name: bool(record.get("complete")) for name, record in lists.items()},
+        "job_runs": job_runs,
     }
 
 

@@ -156,6 +156,12 @@ def test_hostile_upstream_strings_never_execute_link_or_break_layout(
     check(page, "repos")
     assert f"<script>{TRIPWIRE}</script>" in page.locator("#repos-demo").inner_text()
 
+    # The automations page: every entry as an automation's name, description and status, and as a
+    # job run's repo and error.
+    page.goto(board_server + "/automations/")
+    check(page, "automations")
+    assert f"<script>{TRIPWIRE}</script>" in page.locator("#automations-demo").inner_text()
+
     # One overview holds every entry: two runs, two sandboxes and a source per entry.
     page.goto(board_server + "/")
     check(page, "overview")

@@ -1,0 +1,207 @@
+"""The automations page and the attention lane, against the simulator: each automation's status and
+health as Mogplex classifies it (Healthy / Needs attention / No activity), its newest job runs;
+failed job runs and job runs pending over 2 min in the lane (dashboard and wall) and the headline,
+resolved by acknowledgement or a later success; job-run ids never sent to ``/runs/{id}``.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.test import Client
+
+from dashboard import snapshots
+from dashboard.models import DisplayToken
+from dashboard.polling.compose import board_build, board_publish
+from dashboard.polling.tasks import automation_fetch, automations_fetch
+from dashboard.simulator.control import SimulatorControl
+from tests.hostile import CORPUS, hostile_automations, injected_markup
+
+USER = "demo"
+
+
+@pytest.fixture
+def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
+    settings.REDIS_URL = valkey_server
+    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
+    client.force_login(User.objects.create(username="ada"))
+    yield client
+
+
+def _text(markup: str) -> str:
+    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", markup))).strip()
+
+
+def _poll() -> None:
+    snapshots.heartbeat_write(time.time())
+    automations_fetch("demo")
+    listed = snapshots.automations_read_many(["demo"])["demo"]
+    for automation in listed["automations"]:
+        automation_fetch("demo", automation["id"])
+    board_publish(board_build())
+
+
+def _part(page: str, dom_id: str, end: str) -> str:
+    """The markup inside the element with ``id=dom_id``, up to ``end``."""
+    dom = f'id="{dom_id}"'
+    assert dom in page, f"{dom_id} is on the page"
+    return page.split(dom)[1].split(">", 1)[1].split(end)[0]
+
+
+def _automation(page: str, automation_id: str) -> str:
+    return _part(page, f"automation-demo-{automation_id}", "</article>")
+
+
+def _lane(page: str) -> str:
+    return page.split('id="panel-attention"')[1].split("</section>")[0]
+
+
+def _finish(sim: SimulatorControl, job_run_id: str, status: str, error: str | None = None) -> None:
+    sim.set_job_run_status(job_run_id, "running")
+    sim.set_job_run_status(job_run_id, status, error=error)
+
+
+@pytest.fixture
+def scenario(sim: SimulatorControl) -> dict[str, str]:
+    """Four automations of the demo user, one per health class (and one inactive); their ids."""
+    healthy = str(sim.create_automation(USER, name="Review PRs")["id"])
+    failing = str(sim.create_automation(USER, name="Triage issues")["id"])
+    waiting = str(sim.create_automation(USER, name="Nightly deps")["id"])
+    quiet = str(sim.create_automation(USER, name="Release notes", status="inactive")["id"])
+    for _ in range(2):
+        _finish(sim, str(sim.create_job_run(healthy)["id"]), "success")
+    _finish(sim, str(sim.create_job_run(failing)["id"]), "success")
+    failed = str(sim.create_job_run(failing)["id"])
+    _finish(sim, failed, "failed", error="Agent run exited with code 2. <b>see log</b>")
+    pending = str(sim.create_job_run(waiting, age_seconds=600)["id"])
+    return {
+        "healthy": healthy,
+        "failing": failing,
+        "waiting": waiting,
+        "quiet": quiet,
+        "failed": failed,
+        "pending": pending,
+    }
+
+
+@pytest.mark.django_db
+def test_each_automation_shows_its_status_health_and_job_runs(
+    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+) -> None:
+    _poll()
+    overview = browser.get("/").content.decode()
+    assert 'href="/automations/"' in overview
+    page = browser.get("/automations/").content.decode()
+
+    healthy = _text(_automation(page, scenario["healthy"]))
+    assert healthy.startswith("Review PRs active Healthy")
+    assert "success 100 % of 2" in healthy
+    failing = _automation(page, scenario["failing"])
+    assert _text(failing).startswith("Triage issues active Needs attention")
+    assert "1 failed in 24 h" in _text(failing)
+    row = _text(_part(failing, f"job-run-{scenario['failed']}", "</tr>"))
+    repo = sim.repos(USER)[0]["full_name"]
+    assert row.startswith("failed") and repo in row
+    assert "Agent run exited with code 2. <b>see log</b>" in row
+    assert "&lt;b&gt;see log&lt;/b&gt;" in failing
+    waiting = _text(_automation(page, scenario["waiting"]))
+    assert waiting.startswith("Nightly deps active Needs attention")
+    assert "1 pending (1 waiting over 2 min)" in waiting
+    assert "waiting over 2 min" in waiting
+    quiet = _text(_automation(page, scenario["quiet"]))
+    assert quiet.startswith("Release notes inactive No activity")
+
+
+@pytest.mark.django_db
+def test_failed_and_long_pending_job_runs_need_attention_on_the_board_and_the_wall(
+    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+) -> None:
+    _poll()
+    page = browser.get("/").content.decode()
+    lane = _lane(page)
+    failed = _text(_part(lane, f"attention-job_run-{scenario['failed']}", "</tr>"))
+    assert "automation Triage issues job run" in failed
+    assert "Agent run exited with code 2." in failed
+    stalled = _text(_part(lane, f"attention-job_run-{scenario['pending']}", "</tr>"))
+    assert "stalled?" in stalled and "waiting to start for over 2 min" in stalled
+    assert "2 need attention" in _text(page.split('id="headline"')[1].split("</span>\n")[0])
+    assert f'action="/job-runs/{scenario["failed"]}/acknowledge/"' in lane
+
+    raw = DisplayToken.issue(name="wall")[1]
+    wall = browser.get(f"/kiosk/{raw}/").content.decode()
+    item = _text(_part(wall, f"wall-job_run-{scenario['failed']}", "</li>"))
+    assert "automation Triage issues" in item and "failed" in item
+
+    data = browser.get("/api/board.json").json()
+    assert {(i["kind"], i["id"], i["problem"]) for i in data["attention"]} == {
+        ("job_run", scenario["failed"], "failed"),
+        ("job_run", scenario["pending"], "stalled"),
+    }
+
+
+@pytest.mark.django_db
+def test_a_job_run_problem_resolves_by_acknowledgement_or_a_later_success(
+    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+) -> None:
+    _poll()
+    answer = browser.post(f"/job-runs/{scenario['pending']}/acknowledge/", {"note": "queue is full"})
+    assert answer.status_code == 302
+    lane = _lane(browser.get("/").content.decode())
+    assert f'id="attention-job_run-{scenario["pending"]}"' not in lane
+    assert "acknowledged by ada" in _text(lane)
+
+    # A later successful job run of the same automation fixes the failure.
+    _finish(sim, str(sim.create_job_run(scenario["failing"])["id"]), "success")
+    _poll()
+    lane = _lane(browser.get("/").content.decode())
+    assert f'id="attention-job_run-{scenario["failed"]}"' not in lane
+    assert "fixed by job run" in _text(lane)
+    assert "/runs/" not in lane.split('class="resolved-list"')[1]
+
+    missing = uuid.uuid4()
+    refused = browser.post(f"/job-runs/{missing}/acknowledge/")
+    assert refused.status_code == 404
+    assert f"Job run {missing} is not on the board; check the id." in _text(refused.content.decode())
+
+
+@pytest.mark.django_db
+def test_job_run_ids_are_never_sent_to_runs(
+    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+) -> None:
+    _poll()
+    for path in ("/", "/automations/", "/api/board.json"):
+        assert browser.get(path).status_code == 200
+    job_runs = {scenario["failed"], scenario["pending"]}
+    sent = [r["path"] for r in sim.requests() if r["token_name"] == "demo"]
+    assert sent and all(path.startswith("/api/v1/mogplex/automations") for path in sent)
+    assert not [p for p in sent if any(job_run in p for job_run in job_runs) and "/automations/" not in p]
+
+
+@pytest.mark.django_db
+def test_a_source_that_cannot_read_automations_says_so(browser: Client, sim: SimulatorControl) -> None:
+    snapshots.source_health_update("demo", state="ok", denied_endpoints=["/automations"])
+    board_publish(board_build())
+    sources = _text(browser.get("/").content.decode().split('id="panel-sources"')[1].split("</section>")[0])
+    assert "So the board cannot read its automations." in sources
+    page = _text(browser.get("/automations/").content.decode())
+    assert "The token of demo cannot read automations (403: it lacks the 'read' scope)" in page
+
+
+@pytest.mark.django_db
+def test_hostile_automation_fields_are_shown_as_text(browser: Client) -> None:
+    board = board_build()
+    board["automations"], board["job_runs"] = hostile_automations(CORPUS)
+    board["automations_fetched_at"] = {"demo": time.time()}
+    board_publish(board)
+    for path in ("/automations/", "/"):
+        page = browser.get(path).content.decode()
+        assert injected_markup(page) == []
+        assert html_lib.escape("<script>window.__xss=1</script>") in page
