@@ -22,8 +22,25 @@ def test_the_row_cache_holds_at_most_its_bound_after_ten_thousand_distinct_rows(
         html = template.render(Context({"rows": rows, "now": 0.0}))
         # Still right after the cache was emptied and refilled.
         assert f"<p>row-{start + 499}</p>" in html
-        assert len(node.rows) <= templatetags.ROW_CACHE_SIZE
+        assert len(node.rows) + len(node.older) <= 2 * templatetags.ROW_CACHE_SIZE
     assert len(node.rows) > 0
+
+
+def test_the_rows_a_board_still_shows_outlive_the_row_cache_filling_up() -> None:
+    template = Template(
+        "{% load board %}{% for row in rows %}{% cached_row row.sig %}<p>{{ row.sig }} {{ row.n }}</p>"
+        "{% endcached_row %}{% endfor %}"
+    )
+    node = next(iter(template.nodelist.get_nodes_by_type(templatetags.CachedRowNode)))
+    for render, start in enumerate(range(0, DISTINCT_ROWS, 300)):
+        # A wall of 100 rows that stay, beside 300 that come and go. What a row holds
+        # beyond its signature (``n``) shows when it is rendered anew, not from the cache.
+        wall = [{"sig": f"wall-{n}", "n": render} for n in range(100)]
+        churn = [{"sig": f"churn-{n}", "n": render} for n in range(start, start + 300)]
+        template.render(Context({"rows": wall + churn, "now": 0.0}))
+        assert len(node.rows) + len(node.older) <= 2 * templatetags.ROW_CACHE_SIZE
+    html = template.render(Context({"rows": [{"sig": "wall-7", "n": -1}], "now": 0.0}))
+    assert html == "<p>wall-7 0</p>", "the wall's rows were never rendered again"
 
 
 def test_row_checks_and_unreadable_log_lines_are_remembered_within_their_bounds() -> None:

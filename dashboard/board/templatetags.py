@@ -136,9 +136,11 @@ def _zone(context: template.Context) -> zoneinfo.ZoneInfo:
 
 AGE_MARKERS = "_age_markers"
 _AGE_MARK = re.compile(r"<!--age (-?[0-9]+\.[0-9]+)-->")
-# Rows kept per template tag (and process); a board has a few hundred, so when
-# this fills (after many changes) it is emptied and refilled as rows are rendered.
-ROW_CACHE_SIZE = 4096
+# Rows kept per template tag (and process), in two generations of this many each: a
+# board has a few hundred rows, and a row seen in the older generation moves to the newer
+# one, so a full cache drops the rows no board shows any more, not the ones on the wall.
+# Rows render to about 1 kB, so a process holds at most ~1 MB per tag (8 tags).
+ROW_CACHE_SIZE = 512
 
 
 def _age(context: template.Context, epoch: float) -> SafeString | str:
@@ -211,15 +213,18 @@ class CachedRowNode(template.Node):
         # On the node, so that a template compiled anew (edited, in development)
         # starts with an empty cache.
         self.rows: dict[tuple[object, ...], str] = {}
+        self.older: dict[tuple[object, ...], str] = {}
 
     def render(self, context: template.Context) -> SafeString:
         key = (_zone(context).key, *(part.resolve(context) for part in self.key))
         html = self.rows.get(key)
         if html is None:
-            with context.push({AGE_MARKERS: True}):
-                html = self._render_row(context)
+            html = self.older.get(key)
+            if html is None:
+                with context.push({AGE_MARKERS: True}):
+                    html = self._render_row(context)
             if len(self.rows) >= ROW_CACHE_SIZE:
-                self.rows.clear()
+                self.older, self.rows = self.rows, {}
             self.rows[key] = html
         now = float(context.get("now") or 0)
         return mark_safe(_AGE_MARK.sub(lambda m: age_text(now - float(m[1])), html))
