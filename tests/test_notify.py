@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -494,3 +495,54 @@ def test_rules_are_edited_in_the_admin(notify: Any, webhook: WebhookReceiver, ad
         f"/admin/dashboard/notifydestination/{rule.destination_id}/change/"
     ).content.decode()
     assert "a run failed" in page and 'value="acme/web"' in page
+
+
+JOB_RUN = "7a1b2c3d-0000-4000-8000-00000000a001"
+AUTOMATION = "7a1b2c3d-0000-4000-8000-00000000b001"
+
+
+def publish_job_run_failure(now: float, **fields: Any) -> None:
+    composed = board_data.board(now, runs=[])
+    composed["job_runs"] = [
+        {
+            "id": JOB_RUN,
+            "source": "demo",
+            "automation_id": AUTOMATION,
+            "automation_name": "Review PRs",
+            "status": "failed",
+            "repo_id": None,
+            "repo_name": "acme/api",
+            "created_at": None,
+            "completed_at": None,
+            "error": "Agent run exited with code 2.",
+            "pending_too_long": False,
+            "acknowledged": [],
+            "fixed_by": None,
+            **fields,
+        }
+    ]
+    board_data.publish(composed)
+
+
+def test_a_failed_job_run_is_told_like_a_failed_run_and_its_fix_too(
+    notify: Any, webhook: WebhookReceiver
+) -> None:
+    now = time.time()
+    publish_job_run_failure(now)
+    deliver()
+    publish_job_run_failure(now, fixed_by={"job_run_id": str(uuid.uuid4()), "after_seconds": 60, "at": now})
+    deliver()
+    deliver()
+    failed, fixed = (received.json() for received in webhook.at("/hook"))
+    assert failed["title"] == "Automation job run failed"
+    for fact in (
+        "acme/api",
+        "automation Review PRs",
+        "source demo",
+        "Error: Agent run exited with code 2.",
+        f"https://board.example.com/automations/#automation-demo-{AUTOMATION}",
+    ):
+        assert fact in failed["message"]
+    assert "/runs/" not in failed["message"]
+    assert fixed["title"] == "Failure resolved"
+    assert "fixed by a later successful job run of the same automation" in fixed["message"]

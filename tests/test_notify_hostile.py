@@ -25,7 +25,7 @@ from markdown_it import MarkdownIt
 from dashboard import snapshots
 from dashboard.notify.delivery import destination_send
 from dashboard.notify.destinations import dialect_for
-from dashboard.notify.watch import run_facts
+from dashboard.notify.watch import job_run_facts, run_facts
 from tests import board_data
 from tests.hostile import CHAT, CORPUS
 from tests.receivers import MailReceiver, WebhookReceiver
@@ -75,6 +75,23 @@ def facts_for(entry: str) -> dict[str, Any]:
     return run_facts(row, RUN)
 
 
+JOB_RUN = "7a1b2c3d-0000-4000-8000-00000000a001"
+
+
+def job_run_facts_for(entry: str) -> dict[str, Any]:
+    """An automation's failed job run with ``entry`` in every upstream field."""
+    row = {
+        "id": JOB_RUN,
+        "source": entry,
+        "automation_id": entry,
+        "automation_name": entry,
+        "status": "failed",
+        "repo_name": entry,
+        "error": entry,
+    }
+    return job_run_facts(row, JOB_RUN)
+
+
 def secrets() -> list[str]:
     found = [settings.SECRET_KEY, settings.BOARD_INGEST_TOKEN, "/kiosk/"]
     found += [source.token.reveal() for source in settings.MOGPLEX_TOKENS]
@@ -109,12 +126,12 @@ def check_text(text: str, entry: str) -> None:
         assert secret not in text
 
 
-def check_markdown(text: str, entry: str) -> None:
+def check_markdown(text: str, entry: str, links: set[str] | None = None) -> None:
     html = MarkdownIt("commonmark").render(text)
     parser = _Tags()
     parser.feed(html)
     assert parser.tags <= {"p", "strong", "a", "ul", "li"}, f"markup from {entry[:60]!r}: {parser.tags}"
-    assert set(parser.hrefs) <= own_links(), f"a link from {entry[:60]!r}: {parser.hrefs}"
+    assert set(parser.hrefs) <= (links or own_links()), f"a link from {entry[:60]!r}: {parser.hrefs}"
     visible = re.sub(r"<[^>]+>", "", html)
     assert not MENTION.search(visible), f"a mention survived {entry[:60]!r}"
     for secret in secrets():
@@ -130,14 +147,14 @@ FORMATS = {
 
 
 @pytest.mark.parametrize("kind", list(FORMATS))
-@pytest.mark.parametrize("event", ["run_failed", "run_stalled", "digest"])
+@pytest.mark.parametrize("event", ["run_failed", "run_stalled", "job_run_failed", "digest"])
 def test_hostile_text_cannot_ping_link_or_format(
     kind: str, event: str, receiver: WebhookReceiver, redis_db: redis.Redis
 ) -> None:
     url = FORMATS[kind].format(base=receiver.base)
     dialect = dialect_for(kind)
     for entry in ENTRIES:
-        facts = facts_for(entry)
+        facts = job_run_facts_for(entry) if event == "job_run_failed" else facts_for(entry)
         events = [(event, facts)] if event != "digest" else [("run_failed", facts), ("source_problem", facts)]
         receiver.clear()
         assert destination_send(url, kind, events) is None
@@ -154,7 +171,8 @@ def test_hostile_text_cannot_ping_link_or_format(
         else:
             text = payload["text"] if kind == "mmost" else payload["content"]
             assert dialect == "markdown"
-            check_markdown(text, entry)
+            # A job run's only link is the board's automations page (its anchor is a slug).
+            check_markdown(text, entry, own_links() | {str(facts.get("board_url"))})
         if event == "run_failed":
             assert "Board run page" in str(payload)
         assert "apprise" not in received.body.lower(), "no Apprise icon or name, only the board's addresses"

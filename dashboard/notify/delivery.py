@@ -44,13 +44,14 @@ JSON = dict[str, Any]
 EVENT_KINDS: tuple[tuple[str, str], ...] = (
     ("run_failed", "a run failed"),
     ("run_stalled", "a run stalled"),
+    ("job_run_failed", "an automation's job run failed"),
     ("failure_resolved", "a failure was resolved (acknowledged or fixed by a later run)"),
     ("source_problem", "a source became unauthorized, forbidden or redirected"),
     ("source_recovered", "a source recovered"),
     ("poller_down", "the poller stopped reporting"),
     ("poller_back", "the poller is reporting again"),
 )
-RUN_KINDS = frozenset({"run_failed", "run_stalled", "failure_resolved"})
+RUN_KINDS = frozenset({"run_failed", "run_stalled", "failure_resolved", "job_run_failed"})
 
 
 @dataclass(frozen=True)

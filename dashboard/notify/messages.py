@@ -20,6 +20,7 @@ JSON = dict[str, Any]
 TITLES = {
     "run_failed": "Run failed",
     "run_stalled": "Run stalled",
+    "job_run_failed": "Automation job run failed",
     "failure_resolved": "Failure resolved",
     "source_problem": "Source needs attention",
     "source_recovered": "Source recovered",
@@ -27,6 +28,9 @@ TITLES = {
     "poller_back": "The poller is reporting again",
     "test": "Test notification",
 }
+
+# Messages about one run (or job run), headed by its repo.
+RUN_MESSAGES = frozenset({"run_failed", "run_stalled", "failure_resolved", "job_run_failed"})
 
 SOURCE_STATES = {
     "unauthorized": "unauthorized (Mogplex rejects its token)",
@@ -60,13 +64,17 @@ class _Writer:
     def links(self, facts: JSON) -> str:
         parts = []
         if facts.get("board_url"):
-            parts.append(self.link("Board run page", str(facts["board_url"])))
+            label = "Board automations page" if facts.get("job_run_id") else "Board run page"
+            parts.append(self.link(label, str(facts["board_url"])))
         if facts.get("mogplex_url"):
             parts.append(self.link("Mogplex", str(facts["mogplex_url"])))
         return (" · " if self.markdown else "\n").join(parts)
 
     def run_head(self, facts: JSON) -> str:
         repo = self.strong(self.v(facts.get("repo") or "unknown repo", 120))
+        if facts.get("job_run_id"):
+            automation = self.v(facts.get("automation") or "?", 120)
+            return f"{repo} · automation {automation} · source {self.v(facts.get('source') or '?', 40)}"
         branch = self.v(facts.get("branch") or "?", 120)
         if facts.get("working_branch"):
             branch += " → " + self.v(facts["working_branch"], 120)
@@ -74,8 +82,10 @@ class _Writer:
 
     def summary(self, kind: str, facts: JSON) -> str:
         """One line for a digest."""
-        if kind in ("run_failed", "run_stalled", "failure_resolved"):
+        if kind in RUN_MESSAGES:
             line = f"{TITLES[kind]}: {self.run_head(facts)}"
+            if kind == "job_run_failed" and facts.get("error"):
+                line += f" — {self.v(facts['error'], 120)}"
             if kind == "run_failed" and facts.get("reason"):
                 line += f" — {self.v(facts['reason'], 120)}"
             if kind == "run_stalled" and facts.get("stall_reason"):
@@ -103,9 +113,11 @@ class _Writer:
         return ""
 
     def body(self, kind: str, facts: JSON) -> str:
-        if kind not in ("run_failed", "run_stalled", "failure_resolved"):
+        if kind not in RUN_MESSAGES:
             return self.detail(kind, facts)
         lines = [self.run_head(facts)]
+        if kind == "job_run_failed" and facts.get("error"):
+            lines.append(f"Error: {self.v(facts['error'], 300)}")
         if kind == "run_failed":
             if facts.get("reason"):
                 lines.append(f"Reason: {self.v(facts['reason'], 200)}")
@@ -117,7 +129,7 @@ class _Writer:
                 lines.append("No changes")
         elif kind == "run_stalled":
             lines.append(f"Stalled: {self.v(facts.get('stall_reason') or 'no progress', 200)}")
-        else:
+        elif kind == "failure_resolved":
             lines.append(f"Resolved: {self.v(facts.get('how') or 'resolved', 200)}")
         links = self.links(facts)
         if links:

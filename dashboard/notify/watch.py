@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.text import slugify
 
 from dashboard import snapshots
 from dashboard.board import selectors
@@ -32,11 +33,13 @@ from dashboard.notify.delivery import Found, events_record
 from dashboard.notify.messages import SOURCE_STATES
 
 JSON = dict[str, Any]
+# A failure of an agent run or of an automation's job run: told once, then once more when resolved.
+FAILURE_KINDS = frozenset({"run_failed", "job_run_failed"})
 
 
-def _run_id(row: JSON) -> str | None:
+def _run_id(row: JSON, key: str = "run_id") -> str | None:
     try:
-        return str(uuid.UUID(str(row.get("run_id"))))
+        return str(uuid.UUID(str(row.get(key))))
     except ValueError:
         return None
 
@@ -70,6 +73,20 @@ def run_facts(row: JSON, run_id: str) -> JSON:
     }
 
 
+def job_run_facts(row: JSON, job_run_id: str) -> JSON:
+    """What a message about an automation's failed job run says (no Mogplex link: it has none in v1)."""
+    automation = _text(row.get("automation_name")) or _text(row.get("automation_id"))
+    anchor = f"#automation-{slugify(_text(row.get('source')))}-{slugify(_text(row.get('automation_id')))}"
+    return {
+        "job_run_id": job_run_id,
+        "automation": automation or "?",
+        "repo": _text(row.get("repo_name")) or _text(row.get("repo_id")),
+        "source": _text(row.get("source")),
+        "error": _text(row.get("error")),
+        "board_url": settings.BOARD_PUBLIC_URL.rstrip("/") + reverse("automations") + anchor,
+    }
+
+
 def _resolution(row: JSON) -> str | None:
     # The failure's own resolution, as the attention lane reads it (a stall's acknowledgement is not one).
     resolution = selectors.problem_resolution(row, "failed")
@@ -78,6 +95,8 @@ def _resolution(row: JSON) -> str | None:
     if resolution["how"] == "acknowledged":
         who = _text(resolution.get("by"))
         return f"acknowledged by {who}" if who else "acknowledged"
+    if resolution.get("job_run_id"):
+        return "fixed by a later successful job run of the same automation"
     return "fixed by a later run on the same branch"
 
 
@@ -120,6 +139,26 @@ def board_events(
                 open=kind == "run_failed",
             )
         )
+    for row in (board or {}).get("job_runs") or []:
+        job_run_id = _run_id(row, "id") if isinstance(row, dict) else None
+        if job_run_id is None or row.get("status") != "failed":
+            continue
+        key = f"job_run_failed:{job_run_id}"
+        how = _resolution(row)
+        if how is not None:
+            resolved[job_run_id] = how
+        facts = {} if key in known else job_run_facts(row, job_run_id)
+        found.append(
+            Found(
+                key,
+                "job_run_failed",
+                facts,
+                repo=str(facts.get("repo") or ""),
+                source=str(facts.get("source") or ""),
+                subject=job_run_id,
+                open=True,
+            )
+        )
     for source in (board or {}).get("sources") or []:
         if not isinstance(source, dict):
             continue
@@ -160,9 +199,10 @@ def _close(event: NotifyEvent, found: list[Found], kind: str, facts: JSON) -> No
 def board_watch(board: JSON | None, heartbeat: float | None, *, now: datetime) -> list[NotifyEvent]:
     """Store what changed since the last scan: new conditions, and the end of those that ended."""
     run_ids = [r.get("run_id") for r in (board or {}).get("runs") or [] if isinstance(r, dict)]
+    run_ids += [r.get("id") for r in (board or {}).get("job_runs") or [] if isinstance(r, dict)]
     known = set(
         NotifyEvent.objects.filter(
-            kind__in=("run_failed", "run_stalled"), subject__in=[str(i) for i in run_ids if i]
+            kind__in=FAILURE_KINDS | {"run_stalled"}, subject__in=[str(i) for i in run_ids if i]
         ).values_list("key", flat=True)
     )
     found, resolved = board_events(board, heartbeat, now.timestamp(), known=known)
@@ -171,7 +211,7 @@ def board_watch(board: JSON | None, heartbeat: float | None, *, now: datetime) -
     found = [
         f
         for f in found
-        if not (f.kind == "run_failed" and f.subject in resolved and f.key not in open_events)
+        if not (f.kind in FAILURE_KINDS and f.subject in resolved and f.key not in open_events)
     ]
     current = {f.key for f in found}
     sources = {
@@ -181,7 +221,7 @@ def board_watch(board: JSON | None, heartbeat: float | None, *, now: datetime) -
     }
     endings: list[Found] = []
     for key, event in open_events.items():
-        if event.kind == "run_failed" and event.subject in resolved:
+        if event.kind in FAILURE_KINDS and event.subject in resolved:
             _close(event, endings, "failure_resolved", {**event.facts, "how": resolved[event.subject]})
         elif event.kind == "source_problem" and key not in current:
             state = sources.get(event.source)
