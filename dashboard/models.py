@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -79,6 +80,10 @@ class DisplayToken(models.Model):
         return cls.objects.create(name=name, token_hash=cls.hash(raw)), raw
 
 
+# The trends' time unit: every time zone's midnight (UTC offsets are whole quarter hours) is a slot boundary.
+SLOT_SECONDS = 900
+
+
 class RunSummary(models.Model):
     """What the board learned of a finished run, kept for ``BOARD_HISTORY_DAYS``.
 
@@ -110,6 +115,14 @@ class RunSummary(models.Model):
     event_count = models.IntegerField(default=0)
     tracked_at = models.DateTimeField(null=True, blank=True)
     recorded_at = models.DateTimeField(default=timezone.now)
+    # Kept for the trends, which group by them in the database (derived on every save, see derive()).
+    finished_slot = models.BigIntegerField(
+        default=0,
+        help_text="The quarter hour it finished in (epoch seconds // 900): any viewer's local day is whole slots.",
+    )
+    pr_seconds = models.FloatField(
+        null=True, blank=True, help_text="From its creation to its pull request, in seconds."
+    )
 
     class Meta:
         ordering = ["-finished_at", "-id"]
@@ -125,10 +138,46 @@ class RunSummary(models.Model):
             models.Index(fields=["failure_code", "-finished_at"], name="summary_failure"),
             models.Index(fields=["branch_working"], name="summary_branch_working"),
             models.Index(fields=["branch_base"], name="summary_branch_base"),
+            # The trends (docs/benchmarks.md), each query read from one index alone: runs per slot by
+            # outcome; per repo (now and the period before), per source, the failures; durations
+            # and the PR lag in order within each group, so a percentile is an OFFSET, not a sort.
+            models.Index(fields=["finished_slot", "status", "pr_seconds"], name="summary_slot_status"),
+            models.Index(
+                fields=["repo_name", "harness", "status", "finished_slot", "duration_seconds"],
+                name="summary_repo_slot",
+            ),
+            models.Index(fields=["source", "finished_slot"], name="summary_source_slot"),
+            models.Index(
+                fields=["status", "finished_slot", "failure_code", "failure_reason"],
+                name="summary_failed_slot",
+            ),
+            models.Index(
+                fields=["repo_name", "duration_seconds", "finished_slot"], name="summary_repo_duration"
+            ),
+            models.Index(
+                fields=["harness", "duration_seconds", "finished_slot"], name="summary_harness_duration"
+            ),
+            # "Running longer than usual": each repo's p90 over all kept runs (dashboard/history/usual.py).
+            models.Index(
+                fields=["repo_id", "duration_seconds", "finished_slot"], name="summary_repo_id_duration"
+            ),
+            models.Index(fields=["pr_seconds", "finished_slot"], name="summary_pr_seconds"),
         ]
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.status}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.derive()
+        super().save(*args, **kwargs)
+
+    def derive(self) -> None:
+        """Set the columns the trends group by from the run's times (``bulk_create`` callers call it)."""
+        self.finished_slot = int(self.finished_at.timestamp()) // SLOT_SECONDS
+        lag = None
+        if self.pr_at is not None and self.created_at is not None and self.pr_at >= self.created_at:
+            lag = (self.pr_at - self.created_at).total_seconds()
+        self.pr_seconds = lag
 
 
 # --- notifications (dashboard/notify) ----------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
+from dashboard.history.synthetic import history_fill
 from dashboard.history.trends import percentile, trends_compute
 from dashboard.models import RunSummary
 
@@ -27,7 +30,7 @@ def kept(days_ago: float, status: str = "success", **fields: Any) -> RunSummary:
         "repo_name": "acme/web",
         "harness": "claude-code",
         "status": status,
-        "created_at": finished - timedelta(seconds=duration),
+        "created_at": finished - timedelta(seconds=duration or 0),
         "finished_at": finished,
         "duration_seconds": duration,
     }
@@ -117,3 +120,46 @@ def test_the_page_draws_and_says_the_numbers_and_refuses_a_bad_period(client: Cl
     assert "From start to pull request: p50 50s, p90 5m 0s (2 pull requests)." in html
     assert "&#x27;12&#x27; is not a period the trends offer; use days=7, days=30 or days=90." in bad
     assert "over the last 30 days" in bad
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [("UTC", "2026-06-14"), ("Asia/Kolkata", "2026-06-15"), ("America/Los_Angeles", "2026-06-14")],
+)
+def test_a_run_counts_on_the_viewers_local_day(db: None, zone: str, day: str) -> None:
+    # 18:45 UTC is 00:15 the next day in Kolkata (UTC+5:30) and 11:45 in Los Angeles.
+    finished = datetime(2026, 6, 14, 18, 45, tzinfo=UTC)
+    kept((NOW - finished).total_seconds() / 86400)
+    with time_machine.travel(NOW, tick=False), timezone.override(zoneinfo.ZoneInfo(zone)):
+        week = trends_compute(7)
+    assert {bar.day.isoformat(): bar.total for bar in week.bars if bar.total} == {day: 1}
+
+
+def test_many_runs_give_exact_nearest_rank_percentiles_per_group(db: None) -> None:
+    for n in range(1, 21):
+        kept(1, duration=n * 10.0, harness="codex" if n % 2 else "claude-code")
+    kept(1, duration=None, repo_name="acme/api")
+    with time_machine.travel(NOW, tick=False):
+        week = trends_compute(7)
+    web = next(r for r in week.repos if r["repo"] == "acme/web")
+    assert (web["p50"], web["p90"]) == (100, 180)
+    api = next(r for r in week.repos if r["repo"] == "acme/api")
+    assert (api["total"], api["p50"], api["p90"]) == (1, None, None), "a run without a duration"
+    odd = next(h for h in week.harnesses if h["harness"] == "codex")
+    assert (odd["total"], odd["p50"], odd["p90"]) == (10, 90, 170)
+
+
+def test_the_columns_trends_group_by_are_kept_on_every_write(db: None) -> None:
+    run = kept(0.5, duration=600, pr_at=NOW - timedelta(days=0.5, seconds=120))
+    assert run.finished_slot == int(run.finished_at.timestamp()) // 900
+    assert run.pr_seconds == 480
+    run.pr_at = run.created_at - timedelta(seconds=1)
+    run.save()
+    assert RunSummary.objects.get(pk=run.pk).pr_seconds is None, "a PR before its run's start is no lag"
+
+    history_fill(runs=50, days=2)
+    synthetic = RunSummary.objects.exclude(pk=run.pk)
+    assert synthetic.count() == 50
+    for made in synthetic:
+        assert made.finished_slot == int(made.finished_at.timestamp()) // 900
+        assert (made.pr_seconds is None) == (made.pr_at is None)

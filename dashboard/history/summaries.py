@@ -74,7 +74,7 @@ def run_summary_build(*, row: TrackedRun, record: JSON, repo_name: str | None, n
     code = outcome.get("failure_code") if isinstance(outcome.get("failure_code"), str) else None
     exit_code = outcome.get("exit_code") if isinstance(outcome.get("exit_code"), int) else None
     pr_url = record.get("pr_url") if isinstance(record.get("pr_url"), str) else ""
-    return RunSummary(
+    summary = RunSummary(
         run_id=row.run_id,
         source=_text(record.get("source") or row.source, 40),
         repo_id=_text(run.get("repo_id"), 64),
@@ -97,6 +97,8 @@ def run_summary_build(*, row: TrackedRun, record: JSON, repo_name: str | None, n
         tracked_at=row.tracked_at,
         recorded_at=now,
     )
+    summary.derive()
+    return summary
 
 
 def run_summary_write(*, row: TrackedRun, record: JSON, repo_name: str | None) -> bool:

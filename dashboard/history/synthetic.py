@@ -106,6 +106,7 @@ def history_fill(
                     recorded_at=finished,
                 )
             )
+            batch[-1].derive()
             made += 1
             if len(batch) >= BATCH:
                 RunSummary.objects.bulk_create(batch)
