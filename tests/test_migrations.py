@@ -46,7 +46,7 @@ def test_every_migration_goes_back_to_the_start_and_forward_again_keeping_rows()
 
 @pytest.mark.django_db(transaction=True)
 def test_kept_runs_get_the_columns_trends_group_by_when_those_are_added() -> None:
-    before = [("dashboard", "0007_trackedrun_repo_and_source_hint")]
+    before = [("dashboard", "0008_acknowledgement_job_run")]
     leaves = [key for key in MigrationExecutor(connection).loader.graph.leaf_nodes() if key[0] == "dashboard"]
     finished = datetime(2026, 6, 15, 12, 7, 30, tzinfo=UTC)
     try:

@@ -33,7 +33,7 @@ def backfill(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0007_trackedrun_repo_and_source_hint"),
+        ("dashboard", "0008_acknowledgement_job_run"),
     ]
 
     operations = [

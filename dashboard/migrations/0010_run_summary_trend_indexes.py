@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0008_run_summary_trend_columns"),
+        ("dashboard", "0009_run_summary_trend_columns"),
     ]
 
     operations = [
