@@ -117,6 +117,19 @@ def age(seconds: float | None) -> str:
     return age_text(seconds)
 
 
+@register.filter
+def usual_duration(seconds: float | None) -> str:
+    """A typical duration to the minute: ``14m``, ``2h 5m`` (under a minute: ``40s``)."""
+    if seconds is None:
+        return "—"
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{round(s / 60)}m" if s < 3570 else "1h 0m"
+    return f"{s // 3600}h {s % 3600 // 60}m"
+
+
 to_epoch = selectors.to_epoch
 
 

@@ -59,7 +59,7 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
         ),
         _TEXT,
     ),
-    **dict.fromkeys(("event_count", "fetched_at", "tracked_at", "finished_at"), _NUMBER),
+    **dict.fromkeys(("event_count", "fetched_at", "tracked_at", "finished_at", "longer_than_usual"), _NUMBER),
     **dict.fromkeys(("events_truncated", "possibly_stale"), _FLAG),
     "latest_event": (dict, type(None)),
 }

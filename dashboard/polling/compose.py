@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from dashboard import snapshots
 from dashboard.board.selectors import board_fetched
+from dashboard.history.usual import usual_durations
 from dashboard.models import Acknowledgement, TrackedRun
 from dashboard.mogplex import text
 from dashboard.mogplex.failures import failure_reason
@@ -101,6 +102,16 @@ def stall_reason(
     if status not in TERMINAL_STATUSES and updated is not None and now - updated > POSSIBLY_STALE_AFTER:
         return f"not updated for {_duration_text(now - updated)}"
     return None
+
+
+def longer_than_usual(*, status: str, created_at: object, usual: float | None, now: datetime) -> float | None:
+    """The repo's p90 duration when this live run has been going for longer than that, else None."""
+    if usual is None or not status or status in TERMINAL_STATUSES:
+        return None
+    created = parse_timestamp(created_at)
+    if created is None or (now - created).total_seconds() <= usual:
+        return None
+    return usual
 
 
 def acknowledgements_read(target: str, ids: list[str]) -> dict[str, list[JSON]]:
@@ -191,6 +202,7 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
     records = snapshots.runs_read(str(row.run_id) for row in rows)
     runs_refetch_lost(rows, records)
     acks = acknowledgements_read(Acknowledgement.Target.RUN, [str(row.run_id) for row in rows])
+    usual = usual_durations() if any(row.status not in TERMINAL_STATUSES for row in rows) else {}
     runs: list[JSON] = []
     for row in rows:
         run_id = str(row.run_id)
@@ -238,6 +250,14 @@ def board_runs(repo_names: dict[str, str], now: datetime) -> list[JSON]:
                     updated_at=detail.get("updated_at"),
                     last_event_at=latest.get("created_at") if latest else None,
                     events_truncated=events_truncated,
+                    now=now,
+                ),
+                "longer_than_usual": None
+                if not_found
+                else longer_than_usual(
+                    status=status,
+                    created_at=detail.get("created_at"),
+                    usual=usual.get(repo_id) if isinstance(repo_id, str) else None,
                     now=now,
                 ),
                 "acknowledged": acks.get(run_id, []),
