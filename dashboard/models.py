@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -138,6 +139,8 @@ class RunSummary(models.Model):
             models.Index(fields=["failure_code", "-finished_at"], name="summary_failure"),
             models.Index(fields=["branch_working"], name="summary_branch_working"),
             models.Index(fields=["branch_base"], name="summary_branch_base"),
+            # PostgreSQL's error search reads only the runs that have an error (history/search.py).
+            models.Index(fields=["-finished_at", "-id"], condition=~Q(error=""), name="summary_has_error"),
             # The trends (docs/benchmarks.md), each query read from one index alone: runs per slot by
             # outcome; per repo (now and the period before), per source, the failures; durations
             # and the PR lag in order within each group, so a percentile is an OFFSET, not a sort.
