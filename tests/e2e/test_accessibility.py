@@ -42,17 +42,25 @@ def serious_violations(page: Page) -> list[str]:
     return list(page.evaluate(RUN_AXE))
 
 
+# A finished run whose record has left Redis: its page comes from its history summary.
+RUN_KEPT = "44444444-4444-4444-8444-444444444444"
+
+
 def publish_everything() -> None:
     now = time.time()
-    board_data.publish(board_data.board(now))
+    composed = board_data.board(now)
+    for row in composed["runs"]:
+        if row["run_id"] == RUN_ACTIVE:
+            row["longer_than_usual"] = 840.0  # the badge's contrast, in both themes
+    board_data.publish(composed)
     snapshots.run_write(board_data.run_record(RUN_FAILED, now=now))
     snapshots.sandboxes_write(
         "demo", [board_data.sandbox_row(SANDBOX_UP, "running", now=now)], fetched_at=now
     )
     finished = datetime.now(UTC) - timedelta(hours=1)
-    for status in ("success", "failed"):
+    for run_id, status in ((uuid.uuid4(), "success"), (RUN_KEPT, "failed")):
         RunSummary.objects.create(
-            run_id=uuid.uuid4(),
+            run_id=run_id,
             source="demo",
             repo_id="repo-web",
             repo_name="acme/web",
@@ -111,8 +119,10 @@ def test_every_page_has_no_serious_axe_violation_and_one_h1(
     check("kiosk-unknown", "/kiosk/not-a-token/")
     sign_in(page, board_server)
     check("dashboard", "/")
+    assert page.locator(f"#run-{RUN_ACTIVE} .flag-long").inner_text() == "running longer than usual (p90 14m)"
     check("run", f"/runs/{RUN_FAILED}/")
     check("run-not-found", f"/runs/{uuid.uuid4()}/")
+    check("run-kept", f"/runs/{RUN_KEPT}/")
     check("sandbox", f"/sandboxes/{SANDBOX_UP}/")
     check("history", "/history/")
     check("trends", "/trends/")
