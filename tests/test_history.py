@@ -15,11 +15,13 @@ import redis
 import time_machine
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 
 from dashboard.history.search import history_choices_forget
 from dashboard.history.summaries import history_purge, run_summary_write
 from dashboard.models import Acknowledgement, RunSummary, TrackedRun
+from dashboard.polling.tasks import history_purge as history_purge_task
 from dashboard.simulator.control import SimulatorControl
 from tests.pollers import Pollers
 from tests.waiting import wait_for
@@ -62,6 +64,18 @@ def summary(**fields: Any) -> RunSummary:
 
 def shown_ids(html: str) -> set[str]:
     return {part.split('"', 1)[0] for part in html.split('<tr id="summary-')[1:]}
+
+
+@pytest.mark.django_db
+def test_the_hourly_task_gives_sqlites_planner_statistics_of_the_kept_runs() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
+    for n in range(3):
+        summary(finished_at=datetime.now(UTC) - timedelta(hours=n))  # kept by the purge before it
+    history_purge_task()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = %s", [RunSummary._meta.db_table])
+        assert cursor.fetchone()[0] > 0
 
 
 # --- written once, from the final fetch, and kept when Redis is flushed ----------------------

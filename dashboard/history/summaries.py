@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from dashboard.history.search import history_choices_forget
@@ -127,3 +128,17 @@ def history_purge(*, now: datetime | None = None) -> int:
         history_choices_forget()
         logger.info("history purged=%d older_than_days=%d", deleted, settings.BOARD_HISTORY_DAYS)
     return deleted
+
+
+def history_statistics_refresh() -> None:
+    """Refresh SQLite's statistics of the kept runs, so its planner picks the trends' indexes.
+
+    PostgreSQL's autovacuum keeps its own; SQLite has none until asked, and without them
+    the 30-day trends took 128 ms of CPU instead of 50 at 100 000 runs (docs/benchmarks.md).
+    ``analysis_limit`` samples each index instead of reading it whole: 6 ms at 100 000 runs.
+    """
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA analysis_limit=1000")
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(RunSummary._meta.db_table)}")

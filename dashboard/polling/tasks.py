@@ -634,5 +634,6 @@ def board_compose() -> None:
 
 @app.task(ignore_result=True)
 def history_purge() -> None:
-    """Beat's hourly purge of run summaries older than ``BOARD_HISTORY_DAYS``."""
+    """Beat's hourly purge of run summaries older than ``BOARD_HISTORY_DAYS``, then SQLite's statistics."""
     summaries.history_purge()
+    summaries.history_statistics_refresh()
