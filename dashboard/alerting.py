@@ -65,11 +65,13 @@ class AlertingCollector(Collector):
         yield by_status
 
         # The lane as the board shows it (dashboard.board.selectors owns it): unresolved failed
-        # and stalled runs, errored sandboxes, sources the operator must fix, within the window.
+        # and stalled runs, errored sandboxes, automations' failed and waiting job runs, sources the
+        # operator must fix, within the window.
         lane = selectors.board_state(board=board, now=now).attention
         attention = GaugeMetricFamily(
             "mogplex_board_attention_items",
-            "Items in the attention lane: unresolved failed or stalled runs, errored sandboxes, sources to fix.",
+            "Items in the attention lane: unresolved failed or stalled runs and job runs, errored sandboxes, "
+            "sources to fix.",
         )
         attention.add_metric([], len(lane))
         yield attention

@@ -17,7 +17,7 @@ from pytest_django.fixtures import Settings
 
 from dashboard import snapshots
 from dashboard.mogplex.config import Source, Token
-from dashboard.polling.tasks import automation_fetch, automations_fetch
+from dashboard.polling.tasks import automation_fetch, automation_runs_fetch, automations_fetch
 from dashboard.simulator.control import SimulatorControl
 
 API = "/api/v1/mogplex"
@@ -92,6 +92,8 @@ def test_each_automation_keeps_its_summary_and_job_runs_and_job_run_ids_never_re
 
     automations_fetch(name)
     automation_fetch(name, automation)
+    # The job runs take the fetch's second slot (the worker runs it a paced slot later).
+    automation_runs_fetch(name, automation)
 
     record = snapshots.automations_detail_read(name, [automation])[automation]
     summary = record["automation"]["run_summary"]

@@ -21,7 +21,7 @@ from django.test import Client
 from dashboard import snapshots
 from dashboard.models import DisplayToken
 from dashboard.polling.compose import board_build, board_publish
-from dashboard.polling.tasks import automation_fetch, automations_fetch
+from dashboard.polling.tasks import automation_fetch, automation_runs_fetch, automations_fetch
 from dashboard.simulator.control import SimulatorControl
 from tests.hostile import CORPUS, hostile_automations, injected_markup
 
@@ -46,6 +46,7 @@ def _poll() -> None:
     listed = snapshots.automations_read_many(["demo"])["demo"]
     for automation in listed["automations"]:
         automation_fetch("demo", automation["id"])
+        automation_runs_fetch("demo", automation["id"])
     board_publish(board_build())
 
 

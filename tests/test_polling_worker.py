@@ -353,3 +353,30 @@ def test_sandbox_logs_are_fetched_once_when_someone_asks(two_sources: PollerGrou
     log_requests = [r for r in sim2.requests() if r["path"].endswith(f"/sandboxes/{sandbox_id}/logs")]
     assert [(r["method"], r["token_name"]) for r in log_requests] == [("GET", "alice")]
     _assert_read_only(sim2.requests())
+
+
+def test_automations_are_polled_and_a_failed_job_run_needs_attention(
+    two_sources: PollerGroup, sim2: Sim
+) -> None:
+    from dashboard.board import selectors
+    from dashboard.polling import state
+
+    automation = sim2.post("/automations", {"user": "alice", "name": "Review PRs"})["id"]
+    job_run = sim2.post(f"/automations/{automation}/runs", {})["id"]
+    for status in ("running", "failed"):
+        sim2.post(f"/job-runs/{job_run}/status", {"status": status})
+    # The list is due now (a poller that listed alice's automations a moment ago lists them again).
+    state.schedule_retry_soon("alice", "automations")
+
+    def in_the_lane() -> bool:
+        lane = selectors.board_state().attention
+        return any(item.kind == "job_run" and item.target_id == job_run for item in lane)
+
+    wait_for(in_the_lane, timeout=60, what="the failed job run in the attention lane")
+    records = sim2.requests()
+    assert [r["status"] for r in records if r["path"].endswith(f"/automations/{automation}/runs")][:1] == [
+        200
+    ]
+    # Its id is a job run's: never asked for as an agent run.
+    assert not [r for r in records if job_run in r["path"] and "/automations/" not in r["path"]]
+    _assert_read_only(records)

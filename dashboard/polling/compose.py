@@ -509,7 +509,8 @@ def board_automations(
             summary: JSON = detail["run_summary"] if isinstance(detail.get("run_summary"), dict) else {}
             runs = [r for r in record.get("job_runs") or [] if isinstance(r, dict)]
             shaped = [
-                _job_run_row(r, automation, name, record.get("fetched_at"), repo_names, now) for r in runs
+                _job_run_row(r, automation, name, record.get("job_runs_fetched_at"), repo_names, now)
+                for r in runs
             ]
             if settings.BOARD_SUPERSEDE_FAILURES:
                 job_runs_supersede(shaped)

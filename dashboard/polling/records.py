@@ -275,16 +275,33 @@ def automations_record_update(
     snapshots.automations_write(source, stored, fetched_at=now, complete=complete)
 
 
-def automation_record_update(
-    source: str, automation: AutomationDetail, job_runs: Sequence[JobRun], *, now: float
-) -> None:
-    """Store one automation's ``runSummary`` and newest job runs (their ids are job-run ids, never agent runs')."""
+def automation_record_update(source: str, automation: AutomationDetail, *, now: float) -> None:
+    """Store one automation's ``runSummary`` (its job runs, stored on their own, are kept)."""
+    previous = snapshots.automations_detail_read(source, [automation.id]).get(automation.id) or {}
     snapshots.automation_write(
         source,
         automation.id,
         {
+            **previous,
             "fetched_at": now,
             "automation": text.clip_strings(automation.to_dict(), FIELD_CHARS)[0],
+            "job_runs": previous.get("job_runs") or [],
+        },
+    )
+
+
+def automation_runs_record_update(
+    source: str, automation_id: str, job_runs: Sequence[JobRun], *, now: float
+) -> None:
+    """Store one automation's newest job runs (their ids are job-run ids, never agent runs')."""
+    previous = snapshots.automations_detail_read(source, [automation_id]).get(automation_id) or {}
+    snapshots.automation_write(
+        source,
+        automation_id,
+        {
+            "fetched_at": now,
+            **previous,
             "job_runs": [text.clip_strings(run.to_dict(), FIELD_CHARS)[0] for run in job_runs],
+            "job_runs_fetched_at": now,
         },
     )

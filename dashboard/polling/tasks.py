@@ -39,7 +39,6 @@ from dashboard.mogplex.models import (
     Automation,
     AutomationDetail,
     AutomationPage,
-    JobRun,
 )
 from dashboard.polling import gate, state
 from dashboard.polling.compose import board_build, board_publish
@@ -49,6 +48,7 @@ from dashboard.polling.records import (
     JOB_RUNS_LIMIT,
     account_record_update,
     automation_record_update,
+    automation_runs_record_update,
     automations_record_update,
     repos_record_update,
     run_record_error,
@@ -597,28 +597,60 @@ def automations_fetch(source: str) -> None:
     _source_fetch(source, "automations", lambda: _automation_pages(source), write)
 
 
+# A job-run list the budget refused is asked again when a slot frees, this many times at most.
+AUTOMATION_RUNS_TRIES = 3
+
+
 @app.task(ignore_result=True)
 def automation_fetch(source: str, automation_id: str) -> None:
-    """Refresh one automation: its ``runSummary`` and its newest job runs (two requests).
+    """Refresh one automation's ``runSummary``; its newest job runs follow a paced slot later.
 
-    Job-run ids are not agent-run ids: they are stored as job runs and never sent to ``/runs/{id}``.
+    An automation fetch takes two slots (``COST["automation"]``): this request in
+    the first, ``automation_runs_fetch`` in the next, so the pace holds.
     """
 
-    def fetch() -> tuple[AutomationDetail, tuple[JobRun, ...]]:
-        detail = _request(source, "/automations/{id}", lambda client: client.automation(automation_id))
-        runs = _request(
-            source,
-            "/automations/{id}/runs",
-            lambda client: client.automation_runs(automation_id, limit=JOB_RUNS_LIMIT),
-        )
-        return detail, runs
+    def write(detail: AutomationDetail) -> None:
+        automation_record_update(source, detail, now=time.time())
+        automation_runs_fetch.apply_async((source, automation_id), countdown=policy().spacing)
 
     _source_fetch(
         source,
         f"automation:{automation_id}",
-        fetch,
-        lambda result: automation_record_update(source, result[0], result[1], now=time.time()),
+        lambda: _request(source, "/automations/{id}", lambda client: client.automation(automation_id)),
+        write,
     )
+
+
+@app.task(ignore_result=True)
+def automation_runs_fetch(source: str, automation_id: str, tries: int = 1) -> None:
+    """An automation's newest job runs (``/automations/{id}/runs``), the second slot of its fetch.
+
+    Job-run ids are not agent-run ids: they are stored as job runs and never sent to ``/runs/{id}``.
+    """
+    with state.exclusive(f"automation-runs:{automation_id}:{source}", ttl=FETCH_LOCK_SECONDS) as mine:
+        if not mine:
+            return
+        try:
+            runs = _request(
+                source,
+                "/automations/{id}/runs",
+                lambda client: client.automation_runs(automation_id, limit=JOB_RUNS_LIMIT),
+            )
+        except Refused as refused:
+            wait = refused.admission.until - time.time()
+            if (
+                refused.admission.reason == "budget"
+                and tries < AUTOMATION_RUNS_TRIES
+                and wait < policy().window
+            ):
+                automation_runs_fetch.apply_async(
+                    (source, automation_id, tries + 1), countdown=max(0.0, wait)
+                )
+            return
+        except (MogplexError, UnknownSource):
+            return
+        automation_runs_record_update(source, automation_id, runs, now=time.time())
+    compose_soon()
 
 
 @app.task(ignore_result=True)
