@@ -100,6 +100,9 @@ def test_each_automation_shows_its_status_health_and_job_runs(
     _poll()
     overview = browser.get("/").content.decode()
     assert 'href="/automations/"' in overview
+    summary = _text(_part(overview, "panel-automations", "</section>"))
+    assert summary.startswith("Automations 4")
+    assert "2 need attention · 1 healthy · 1 no activity: Nightly deps, Triage issues" in summary
     page = browser.get("/automations/").content.decode()
 
     healthy = _text(_automation(page, scenario["healthy"]))
@@ -184,6 +187,14 @@ def test_job_run_ids_are_never_sent_to_runs(
     sent = [r["path"] for r in sim.requests() if r["token_name"] == "demo"]
     assert sent and all(path.startswith("/api/v1/mogplex/automations") for path in sent)
     assert not [p for p in sent if any(job_run in p for job_run in job_runs) and "/automations/" not in p]
+
+
+@pytest.mark.django_db
+def test_the_sources_panel_shows_how_often_automations_come_round(browser: Client) -> None:
+    snapshots.source_health_update("demo", state="ok", automations_interval_seconds=1000.4)
+    board_publish(board_build())
+    sources = _text(_part(browser.get("/").content.decode(), "panel-sources", "</section>"))
+    assert "automations every 16m 40s" in sources
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,6 +100,14 @@ STATUS_TONES = {
     "unknown": "idle",
     unreadable.UNREADABLE: "bad",
 }
+
+# The dashboard's one line about automations, worst first.
+AUTOMATION_HEALTH_WORDS = (
+    ("needs_attention", "need attention"),
+    ("healthy", "healthy"),
+    ("no_activity", "no activity"),
+    (None, "not fetched yet"),
+)
 
 SORTS = {
     "tracked": "newest tracked first",
@@ -306,6 +315,16 @@ class BoardState:
     automations: list[JSON] = field(default_factory=list)
     # Job runs that may need attention (failed or pending), as rows.
     job_runs: list[JSON] = field(default_factory=list)
+
+    @property
+    def automation_health(self) -> list[tuple[str, int]]:
+        """How many automations are in each health class, worst first (classes with none left out)."""
+        counts = Counter(a.get("health") for a in self.automations)
+        return [(word, counts[key]) for key, word in AUTOMATION_HEALTH_WORDS if counts[key]]
+
+    @property
+    def automations_needing_attention(self) -> list[JSON]:
+        return [a for a in self.automations if a.get("health") == "needs_attention"]
 
     @property
     def stale_flags(self) -> str:
