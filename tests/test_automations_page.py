@@ -217,3 +217,20 @@ def test_hostile_automation_fields_are_shown_as_text(browser: Client) -> None:
         page = browser.get(path).content.decode()
         assert injected_markup(page) == []
         assert html_lib.escape("<script>window.__xss=1</script>") in page
+
+
+@pytest.mark.django_db
+def test_a_failed_job_run_leaves_the_lane_with_the_attention_window(browser: Client, settings: Any) -> None:
+    from datetime import UTC, datetime
+
+    [job_run], [automation] = (
+        [dict(rows[0], status="failed")] for rows in reversed(hostile_automations(["Nightly deps"]))
+    )
+    board = board_build()
+    ended = time.time() - settings.BOARD_ATTENTION_HOURS * 3600
+    for age, lane_has_it in ((60, True), (-60, False)):
+        job_run["completed_at"] = datetime.fromtimestamp(ended + age, tz=UTC).isoformat()
+        board["automations"], board["job_runs"] = [automation], [job_run]
+        board_publish(board)
+        lane = _lane(browser.get("/").content.decode())
+        assert (f'id="attention-job_run-{job_run["id"]}"' in lane) is lane_has_it
