@@ -66,6 +66,10 @@ LAYOUT_PROBLEMS = """
       if (!inside(row.getBoundingClientRect(), box)) problems.push(`a row of #${panel.id} is cut`);
       if (row.getBoundingClientRect().height > line * 1.5) problems.push(`a row of #${panel.id} takes two lines`);
     }
+    // Columns line up: every row's age ends where the others' do (a STALE flag after it aside).
+    const ends = rows.filter((row) => !row.querySelector('.row-stale')).map((row) => row.querySelector(':scope > .when'))
+      .filter(Boolean).map((when) => Math.round(when.getBoundingClientRect().right));
+    if (ends.length && Math.max(...ends) - Math.min(...ends) > 2) problems.push(`the rows of #${panel.id} do not line up`);
     const total = Number(list.dataset.total);
     const more = panel.querySelector('[data-fit-more]');
     const said = more && !more.hidden ? Number(more.querySelector('[data-fit-count]').textContent) : 0;
