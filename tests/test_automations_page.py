@@ -107,7 +107,7 @@ def test_each_automation_shows_its_status_health_and_job_runs(
 
     healthy = _text(_automation(page, scenario["healthy"]))
     assert healthy.startswith("Review PRs active Healthy")
-    assert "success 100 % of 2" in healthy
+    assert "100 % of 2 finished in 24 h succeeded" in healthy
     failing = _automation(page, scenario["failing"])
     assert _text(failing).startswith("Triage issues active Needs attention")
     assert "1 failed in 24 h" in _text(failing)
