@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+from pytest_django.fixtures import Settings
 
 from dashboard.simulator.control import SimulatorControl
 from tests.audit import AUDIT
@@ -182,3 +185,14 @@ def sim(simulator_server: str) -> Iterator[SimulatorControl]:
         yield control
     finally:
         control.close()
+
+
+@pytest.fixture
+def demo_browser(
+    client: Client, settings: Settings, valkey_server: str, redis_db: redis.Redis
+) -> Iterator[Client]:
+    """A signed-in browser on a board whose one source is the simulator's "demo" token."""
+    settings.REDIS_URL = valkey_server
+    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
+    client.force_login(User.objects.create(username="ada"))
+    yield client

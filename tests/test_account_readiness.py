@@ -5,17 +5,13 @@ or no repo is usable, and ``{"user": null}`` read as "readiness unknown" keeping
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import time_machine
-from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
@@ -23,19 +19,13 @@ from dashboard.models import DisplayToken
 from dashboard.polling.compose import NO_MODEL_ADVICE, NO_REPO_ADVICE, board_build, board_publish
 from dashboard.polling.tasks import account_fetch, repos_fetch
 from dashboard.simulator.control import SimulatorControl
+from tests.pages import page_text
 
 
 @pytest.fixture
-def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
-    settings.REDIS_URL = valkey_server
-    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
+def browser(demo_browser: Client, settings: Any) -> Client:
     settings.MOGPLEX_APP_URL = "https://app.mogplex.example"
-    client.force_login(User.objects.create(username="ada"))
-    yield client
-
-
-def _text(markup: str) -> str:
-    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", markup))).strip()
+    return demo_browser
 
 
 def _check() -> None:
@@ -50,7 +40,7 @@ def _readiness(page: str) -> str:
 
 
 def _wall_source(wall: str) -> str:
-    return _text(wall.split('id="wall-sources"')[1].split("</section>")[0])
+    return page_text(wall.split('id="wall-sources"')[1].split("</section>")[0])
 
 
 STATES = {
@@ -76,7 +66,7 @@ def test_each_github_state_shows_mogplexs_label_detail_and_next_action(
     page = browser.get("/").content.decode()
     label, detail, action = STATES[state]
     cell = _readiness(page)
-    text = _text(cell)
+    text = page_text(cell)
     assert f"GitHub: {label} — " in text and detail in text
     links = re.findall(r'<a class="readiness-action" href="([^"]+)"[^>]*>([^<]+)</a>', cell)
     if action is None:
@@ -111,7 +101,7 @@ def test_no_usable_model_and_no_platform_access_say_what_to_fix(
         vercel_platform_state="not_configured",
     )
     _check()
-    text = _text(_readiness(browser.get("/").content.decode()))
+    text = page_text(_readiness(browser.get("/").content.decode()))
     assert "0 usable models" in text
     assert NO_MODEL_ADVICE in text
     assert "platform AI not allowed, platform sandboxes not allowed" in text
@@ -132,7 +122,7 @@ def test_user_null_is_readiness_unknown_keeping_the_last_known_state_with_its_ag
         page = browser.get("/").content.decode()
         _, raw = DisplayToken.issue(f"lobby-{uuid.uuid4()}")
         wall = Client().get(f"/kiosk/{raw}/").content.decode()
-    text = _text(_readiness(page))
+    text = page_text(_readiness(page))
     assert text.startswith("? readiness unknown")
     assert "not proof of a bad token" in text
     assert re.search(r"last known 40m \d+s ago: GitHub: App installed", text), text
@@ -147,6 +137,6 @@ def test_user_null_before_anything_was_known_says_nothing_known(
 ) -> None:
     sim.set_account("demo", user_null=True)
     _check()
-    text = _text(_readiness(browser.get("/").content.decode()))
+    text = page_text(_readiness(browser.get("/").content.decode()))
     assert "readiness unknown" in text and "nothing known yet" in text
     assert "GitHub:" not in text and NO_REPO_ADVICE not in text

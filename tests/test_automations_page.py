@@ -7,15 +7,11 @@ resolved by acknowledgement or a later success; job-run ids never sent to ``/run
 from __future__ import annotations
 
 import html as html_lib
-import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
-from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
@@ -24,20 +20,9 @@ from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.tasks import automation_fetch, automation_runs_fetch, automations_fetch
 from dashboard.simulator.control import SimulatorControl
 from tests.hostile import CORPUS, hostile_automations, injected_markup
+from tests.pages import page_text
 
 USER = "demo"
-
-
-@pytest.fixture
-def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
-    settings.REDIS_URL = valkey_server
-    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
-    client.force_login(User.objects.create(username="ada"))
-    yield client
-
-
-def _text(markup: str) -> str:
-    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", markup))).strip()
 
 
 def _poll() -> None:
@@ -95,56 +80,56 @@ def scenario(sim: SimulatorControl) -> dict[str, str]:
 
 @pytest.mark.django_db
 def test_each_automation_shows_its_status_health_and_job_runs(
-    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+    demo_browser: Client, sim: SimulatorControl, scenario: dict[str, str]
 ) -> None:
     _poll()
-    overview = browser.get("/").content.decode()
+    overview = demo_browser.get("/").content.decode()
     assert 'href="/automations/"' in overview
-    summary = _text(_part(overview, "panel-automations", "</section>"))
+    summary = page_text(_part(overview, "panel-automations", "</section>"))
     assert summary.startswith("Automations 4")
     assert "2 need attention · 1 healthy · 1 no activity: Nightly deps, Triage issues" in summary
-    page = browser.get("/automations/").content.decode()
+    page = demo_browser.get("/automations/").content.decode()
 
-    healthy = _text(_automation(page, scenario["healthy"]))
+    healthy = page_text(_automation(page, scenario["healthy"]))
     assert healthy.startswith("Review PRs active Healthy")
     assert "100 % of 2 finished in 24 h succeeded" in healthy
     failing = _automation(page, scenario["failing"])
-    assert _text(failing).startswith("Triage issues active Needs attention")
-    assert "1 failed in 24 h" in _text(failing)
-    row = _text(_part(failing, f"job-run-{scenario['failed']}", "</tr>"))
+    assert page_text(failing).startswith("Triage issues active Needs attention")
+    assert "1 failed in 24 h" in page_text(failing)
+    row = page_text(_part(failing, f"job-run-{scenario['failed']}", "</tr>"))
     repo = sim.repos(USER)[0]["full_name"]
     assert row.startswith("failed") and repo in row
     assert "Agent run exited with code 2. <b>see log</b>" in row
     assert "&lt;b&gt;see log&lt;/b&gt;" in failing
-    waiting = _text(_automation(page, scenario["waiting"]))
+    waiting = page_text(_automation(page, scenario["waiting"]))
     assert waiting.startswith("Nightly deps active Needs attention")
     assert "1 pending (1 waiting over 2 min)" in waiting
     assert "waiting over 2 min" in waiting
-    quiet = _text(_automation(page, scenario["quiet"]))
+    quiet = page_text(_automation(page, scenario["quiet"]))
     assert quiet.startswith("Release notes inactive No activity")
 
 
 @pytest.mark.django_db
 def test_failed_and_long_pending_job_runs_need_attention_on_the_board_and_the_wall(
-    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+    demo_browser: Client, sim: SimulatorControl, scenario: dict[str, str]
 ) -> None:
     _poll()
-    page = browser.get("/").content.decode()
+    page = demo_browser.get("/").content.decode()
     lane = _lane(page)
-    failed = _text(_part(lane, f"attention-job_run-{scenario['failed']}", "</tr>"))
+    failed = page_text(_part(lane, f"attention-job_run-{scenario['failed']}", "</tr>"))
     assert "automation Triage issues job run" in failed
     assert "Agent run exited with code 2." in failed
-    stalled = _text(_part(lane, f"attention-job_run-{scenario['pending']}", "</tr>"))
+    stalled = page_text(_part(lane, f"attention-job_run-{scenario['pending']}", "</tr>"))
     assert "stalled?" in stalled and "waiting to start for over 2 min" in stalled
-    assert "2 need attention" in _text(page.split('id="headline"')[1].split("</span>\n")[0])
+    assert "2 need attention" in page_text(page.split('id="headline"')[1].split("</span>\n")[0])
     assert f'action="/job-runs/{scenario["failed"]}/acknowledge/"' in lane
 
     raw = DisplayToken.issue(name="wall")[1]
-    wall = browser.get(f"/kiosk/{raw}/").content.decode()
-    item = _text(_part(wall, f"wall-job_run-{scenario['failed']}", "</li>"))
+    wall = demo_browser.get(f"/kiosk/{raw}/").content.decode()
+    item = page_text(_part(wall, f"wall-job_run-{scenario['failed']}", "</li>"))
     assert "automation Triage issues" in item and "failed" in item
 
-    data = browser.get("/api/board.json").json()
+    data = demo_browser.get("/api/board.json").json()
     assert {(i["kind"], i["id"], i["problem"]) for i in data["attention"]} == {
         ("job_run", scenario["failed"], "failed"),
         ("job_run", scenario["pending"], "stalled"),
@@ -153,36 +138,36 @@ def test_failed_and_long_pending_job_runs_need_attention_on_the_board_and_the_wa
 
 @pytest.mark.django_db
 def test_a_job_run_problem_resolves_by_acknowledgement_or_a_later_success(
-    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+    demo_browser: Client, sim: SimulatorControl, scenario: dict[str, str]
 ) -> None:
     _poll()
-    answer = browser.post(f"/job-runs/{scenario['pending']}/acknowledge/", {"note": "queue is full"})
+    answer = demo_browser.post(f"/job-runs/{scenario['pending']}/acknowledge/", {"note": "queue is full"})
     assert answer.status_code == 302
-    lane = _lane(browser.get("/").content.decode())
+    lane = _lane(demo_browser.get("/").content.decode())
     assert f'id="attention-job_run-{scenario["pending"]}"' not in lane
-    assert "acknowledged by ada" in _text(lane)
+    assert "acknowledged by ada" in page_text(lane)
 
     # A later successful job run of the same automation fixes the failure.
     _finish(sim, str(sim.create_job_run(scenario["failing"])["id"]), "success")
     _poll()
-    lane = _lane(browser.get("/").content.decode())
+    lane = _lane(demo_browser.get("/").content.decode())
     assert f'id="attention-job_run-{scenario["failed"]}"' not in lane
-    assert "fixed by job run" in _text(lane)
+    assert "fixed by job run" in page_text(lane)
     assert "/runs/" not in lane.split('class="resolved-list"')[1]
 
     missing = uuid.uuid4()
-    refused = browser.post(f"/job-runs/{missing}/acknowledge/")
+    refused = demo_browser.post(f"/job-runs/{missing}/acknowledge/")
     assert refused.status_code == 404
-    assert f"Job run {missing} is not on the board; check the id." in _text(refused.content.decode())
+    assert f"Job run {missing} is not on the board; check the id." in page_text(refused.content.decode())
 
 
 @pytest.mark.django_db
 def test_job_run_ids_are_never_sent_to_runs(
-    browser: Client, sim: SimulatorControl, scenario: dict[str, str]
+    demo_browser: Client, sim: SimulatorControl, scenario: dict[str, str]
 ) -> None:
     _poll()
     for path in ("/", "/automations/", "/api/board.json"):
-        assert browser.get(path).status_code == 200
+        assert demo_browser.get(path).status_code == 200
     job_runs = {scenario["failed"], scenario["pending"]}
     sent = [r["path"] for r in sim.requests() if r["token_name"] == "demo"]
     assert sent and all(path.startswith("/api/v1/mogplex/automations") for path in sent)
@@ -190,37 +175,41 @@ def test_job_run_ids_are_never_sent_to_runs(
 
 
 @pytest.mark.django_db
-def test_the_sources_panel_shows_how_often_automations_come_round(browser: Client) -> None:
+def test_the_sources_panel_shows_how_often_automations_come_round(demo_browser: Client) -> None:
     snapshots.source_health_update("demo", state="ok", automations_interval_seconds=1000.4)
     board_publish(board_build())
-    sources = _text(_part(browser.get("/").content.decode(), "panel-sources", "</section>"))
+    sources = page_text(_part(demo_browser.get("/").content.decode(), "panel-sources", "</section>"))
     assert "automations every 16m 40s" in sources
 
 
 @pytest.mark.django_db
-def test_a_source_that_cannot_read_automations_says_so(browser: Client, sim: SimulatorControl) -> None:
+def test_a_source_that_cannot_read_automations_says_so(demo_browser: Client, sim: SimulatorControl) -> None:
     snapshots.source_health_update("demo", state="ok", denied_endpoints=["/automations"])
     board_publish(board_build())
-    sources = _text(browser.get("/").content.decode().split('id="panel-sources"')[1].split("</section>")[0])
+    sources = page_text(
+        demo_browser.get("/").content.decode().split('id="panel-sources"')[1].split("</section>")[0]
+    )
     assert "So the board cannot read its automations." in sources
-    page = _text(browser.get("/automations/").content.decode())
+    page = page_text(demo_browser.get("/automations/").content.decode())
     assert "The token of demo cannot read automations (403: it lacks the 'read' scope)" in page
 
 
 @pytest.mark.django_db
-def test_hostile_automation_fields_are_shown_as_text(browser: Client) -> None:
+def test_hostile_automation_fields_are_shown_as_text(demo_browser: Client) -> None:
     board = board_build()
     board["automations"], board["job_runs"] = hostile_automations(CORPUS)
     board["automations_fetched_at"] = {"demo": time.time()}
     board_publish(board)
     for path in ("/automations/", "/"):
-        page = browser.get(path).content.decode()
+        page = demo_browser.get(path).content.decode()
         assert injected_markup(page) == []
         assert html_lib.escape("<script>window.__xss=1</script>") in page
 
 
 @pytest.mark.django_db
-def test_a_failed_job_run_leaves_the_lane_with_the_attention_window(browser: Client, settings: Any) -> None:
+def test_a_failed_job_run_leaves_the_lane_with_the_attention_window(
+    demo_browser: Client, settings: Any
+) -> None:
     from datetime import UTC, datetime
 
     [job_run], [automation] = (
@@ -232,5 +221,5 @@ def test_a_failed_job_run_leaves_the_lane_with_the_attention_window(browser: Cli
         job_run["completed_at"] = datetime.fromtimestamp(ended + age, tz=UTC).isoformat()
         board["automations"], board["job_runs"] = [automation], [job_run]
         board_publish(board)
-        lane = _lane(browser.get("/").content.decode())
+        lane = _lane(demo_browser.get("/").content.decode())
         assert (f'id="attention-job_run-{job_run["id"]}"' in lane) is lane_has_it

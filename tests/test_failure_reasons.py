@@ -5,16 +5,12 @@ code is shown as it is; a success with nothing to deliver says so instead of a P
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
-from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
@@ -22,18 +18,7 @@ from dashboard.models import DisplayToken, TrackedRun
 from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.tasks import repos_fetch, run_events_fetch, sandboxes_fetch
 from dashboard.simulator.control import SimulatorControl
-
-
-@pytest.fixture
-def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
-    settings.REDIS_URL = valkey_server
-    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
-    client.force_login(User.objects.create(username="ada"))
-    yield client
-
-
-def _text(markup: str) -> str:
-    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", markup))).strip()
+from tests.pages import page_text
 
 
 def _track_and_poll(run_ids: list[str]) -> None:
@@ -58,12 +43,12 @@ def _failed(sim: SimulatorControl, **how: Any) -> tuple[str, str]:
 
 def _row(page: str, dom_id: str, end: str) -> str:
     assert f'id="{dom_id}"' in page, f"{dom_id} is on the page"
-    return _text(page.split(f'id="{dom_id}"')[1].split(">", 1)[1].split(end)[0])
+    return page_text(page.split(f'id="{dom_id}"')[1].split(">", 1)[1].split(end)[0])
 
 
 @pytest.mark.django_db
 def test_each_failure_code_has_one_plain_reason_with_mogplex_sentence_beside_it(
-    browser: Client, sim: SimulatorControl
+    demo_browser: Client, sim: SimulatorControl
 ) -> None:
     denied, denied_error = _failed(sim, failure_code="model_access_denied")
     limited, limited_error = _failed(sim, failure_code="rate_limited")
@@ -89,7 +74,7 @@ def test_each_failure_code_has_one_plain_reason_with_mogplex_sentence_beside_it(
     }
     assert "unavailable for this account" in denied_error
     assert exited_error == "Agent run exited with code 2."
-    overview = browser.get("/").content.decode()
+    overview = demo_browser.get("/").content.decode()
     _, raw = DisplayToken.issue(f"lobby-{uuid.uuid4()}")
     wall = Client().get(f"/kiosk/{raw}/").content.decode()
     finished = overview.split('id="panel-finished"')[1]
@@ -103,20 +88,20 @@ def test_each_failure_code_has_one_plain_reason_with_mogplex_sentence_beside_it(
         wall_row = _row(wall, f"wall-run-{run_id}", "</li>")
         assert reason in wall_row
         assert sentence[:40] in wall_row
-        page = browser.get(f"/runs/{run_id}/").content.decode()
+        page = demo_browser.get(f"/runs/{run_id}/").content.decode()
         assert _row(page, "run-reason", "</dd>") == reason
         assert _row(page, "run-error", "</dd>") == sentence
     # No code: Mogplex's sentence alone, not twice.
     plain_row = _row(finished, f"run-{plain}", "</tr>")
     assert plain_row.count(plain_error) == 1 and "Mogplex:" not in plain_row
-    page = browser.get(f"/runs/{plain}/").content.decode()
+    page = demo_browser.get(f"/runs/{plain}/").content.decode()
     assert 'id="run-reason"' not in page
     assert _row(page, "run-error", "</dd>") == plain_error
 
 
 @pytest.mark.django_db
 def test_a_success_without_changes_says_so_where_a_pr_would_be(
-    browser: Client, sim: SimulatorControl
+    demo_browser: Client, sim: SimulatorControl
 ) -> None:
     quiet = str(sim.create_run("demo")["runId"])
     sim.set_run_status(quiet, "streaming")
@@ -126,14 +111,14 @@ def test_a_success_without_changes_says_so_where_a_pr_would_be(
     sim.set_run_status(delivered, "success")
     _track_and_poll([quiet, delivered])
 
-    overview = browser.get("/").content.decode()
+    overview = demo_browser.get("/").content.decode()
     finished = overview.split('id="panel-finished"')[1]
     quiet_cell = finished.split(f'id="run-{quiet}"')[1].split("</tr>")[0].split('class="delivery"')[1]
     assert "no code changes to deliver" in quiet_cell and "<a " not in quiet_cell
     pr_cell = finished.split(f'id="run-{delivered}"')[1].split("</tr>")[0].split('class="delivery"')[1]
     assert re.search(r'<a href="https://[^"]+" rel="noopener noreferrer" target="_blank">PR</a>', pr_cell)
     assert "no code changes" not in pr_cell
-    page = browser.get(f"/runs/{quiet}/").content.decode()
+    page = demo_browser.get(f"/runs/{quiet}/").content.decode()
     assert _row(page, "run-delivery", "</dd>") == "no code changes to deliver"
-    page = browser.get(f"/runs/{delivered}/").content.decode()
+    page = demo_browser.get(f"/runs/{delivered}/").content.decode()
     assert _row(page, "run-delivery", "</dd>") == "Pull request"

@@ -8,12 +8,8 @@ from __future__ import annotations
 import html as html_lib
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import redis
-from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
@@ -22,18 +18,7 @@ from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.tasks import account_fetch, repos_fetch, run_events_fetch, sandboxes_fetch
 from dashboard.simulator.control import SimulatorControl
 from tests.hostile import CORPUS, injected_markup, upstream_records_write
-
-
-@pytest.fixture
-def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
-    settings.REDIS_URL = valkey_server
-    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
-    client.force_login(User.objects.create(username="ada"))
-    yield client
-
-
-def _text(markup: str) -> str:
-    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", markup))).strip()
+from tests.pages import page_text
 
 
 def _poll(run_ids: list[str]) -> None:
@@ -58,7 +43,7 @@ def _row(page: str, repo_id: str) -> str:
 
 @pytest.mark.django_db
 def test_every_repo_with_its_branch_coverage_runs_and_sandboxes(
-    browser: Client, sim: SimulatorControl
+    demo_browser: Client, sim: SimulatorControl
 ) -> None:
     repos = [r for r in sim.repos("demo") if not r.get("hidden")]
     web = next(r for r in repos if r["installation_id"] is not None)
@@ -70,20 +55,20 @@ def test_every_repo_with_its_branch_coverage_runs_and_sandboxes(
     sim.set_run_status(done, "failed", failure_code="rate_limited")
     _poll([live, done])
 
-    overview = browser.get("/").content.decode()
+    overview = demo_browser.get("/").content.decode()
     assert 'href="/repos/"' in overview
-    page = browser.get("/repos/").content.decode()
+    page = demo_browser.get("/repos/").content.decode()
     section = page.split('id="repos-demo"')[1].split("</section>")[0]
     assert re.search(rf"demo <span class=\"count\">{len(repos)}</span>", section)
     for repo in repos:
-        row = _text(_row(section, repo["id"]))
+        row = page_text(_row(section, repo["id"]))
         assert repo["full_name"] in row
         assert (repo["default_branch"] or "—") in row
-    assert "synced only" in _text(_row(section, docs["id"]))
+    assert "synced only" in page_text(_row(section, docs["id"]))
     web_row = _row(section, web["id"])
-    assert "covered" in _text(web_row) and "synced only" not in web_row
+    assert "covered" in page_text(web_row) and "synced only" not in web_row
     assert f'href="/runs/{live}/">streaming</a>' in web_row
-    last = _text(web_row.split('class="last-run">')[1])
+    last = page_text(web_row.split('class="last-run">')[1])
     assert last.startswith("failed the model provider rate-limited the run")
     box = str(sim.run(live)["run"]["sandboxRecordId"])
     assert f'href="/sandboxes/{box}/"' in web_row
@@ -91,11 +76,11 @@ def test_every_repo_with_its_branch_coverage_runs_and_sandboxes(
 
 
 @pytest.mark.django_db
-def test_no_repo_says_what_to_fix(browser: Client, sim: SimulatorControl) -> None:
+def test_no_repo_says_what_to_fix(demo_browser: Client, sim: SimulatorControl) -> None:
     sim.set_account("demo", github_state="disconnected")
     _poll([])
-    page = browser.get("/repos/").content.decode()
-    section = _text(page.split('id="repos-demo"')[1].split("</section>")[0])
+    page = demo_browser.get("/repos/").content.decode()
+    section = page_text(page.split('id="repos-demo"')[1].split("</section>")[0])
     assert (
         "demo sees no repos: fix the GitHub App coverage or the repo import in Mogplex (GitHub: Not connected)."
         in section
@@ -103,7 +88,7 @@ def test_no_repo_says_what_to_fix(browser: Client, sim: SimulatorControl) -> Non
 
 
 @pytest.mark.django_db
-def test_a_list_at_the_cap_is_flagged(browser: Client, sim: SimulatorControl) -> None:
+def test_a_list_at_the_cap_is_flagged(demo_browser: Client, sim: SimulatorControl) -> None:
     _poll([])
     record = snapshots.repos_read("demo")
     assert record is not None
@@ -112,15 +97,15 @@ def test_a_list_at_the_cap_is_flagged(browser: Client, sim: SimulatorControl) ->
         for i in range(200)
     ]
     snapshots.repos_write("demo", many, fetched_at=time.time())
-    page = browser.get("/repos/").content.decode()
+    page = demo_browser.get("/repos/").content.decode()
     assert "Mogplex lists at most 200 repos and has no way to ask for more" in page
     assert page.count('id="repo-demo-') == 200
 
 
 @pytest.mark.django_db
-def test_hostile_repo_fields_are_shown_as_text(browser: Client) -> None:
+def test_hostile_repo_fields_are_shown_as_text(demo_browser: Client) -> None:
     upstream_records_write(time.time())
-    page = browser.get("/repos/").content.decode()
+    page = demo_browser.get("/repos/").content.decode()
     assert injected_markup(page) == []
     assert page.count('id="repo-demo-') == len(CORPUS)
     assert html_lib.escape("<script>window.__xss=1</script>") in page

@@ -5,15 +5,10 @@ from a sandbox to the tracked run that uses it.
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import redis
-from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
@@ -21,23 +16,12 @@ from dashboard.models import TrackedRun
 from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.tasks import repos_fetch, run_events_fetch, sandbox_logs_fetch, sandboxes_fetch
 from dashboard.simulator.control import SimulatorControl
-
-
-@pytest.fixture
-def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
-    settings.REDIS_URL = valkey_server
-    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
-    client.force_login(User.objects.create(username="ada"))
-    yield client
-
-
-def _text(markup: str) -> str:
-    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", markup))).strip()
+from tests.pages import page_text
 
 
 @pytest.mark.django_db
 def test_the_lifecycle_reads_as_a_timeline_and_the_sandbox_links_to_its_run(
-    browser: Client, sim: SimulatorControl
+    demo_browser: Client, sim: SimulatorControl
 ) -> None:
     run_id = str(sim.create_run("demo")["runId"])
     sim.set_run_status(run_id, "streaming")
@@ -62,9 +46,9 @@ def test_the_lifecycle_reads_as_a_timeline_and_the_sandbox_links_to_its_run(
     board_publish(board_build())
     sandbox_logs_fetch("demo", box)
 
-    logs = browser.get(f"/sandboxes/{box}/logs/", HTTP_HX_REQUEST="true").content.decode()
+    logs = demo_browser.get(f"/sandboxes/{box}/logs/", HTTP_HX_REQUEST="true").content.decode()
     timeline = logs.split('id="lifecycle"')[1].split("</ol>")[0]
-    items = [_text(li) for li in re.findall(r"<li[^>]*>(.*?)</li>", timeline, re.S)]
+    items = [page_text(li) for li in re.findall(r"<li[^>]*>(.*?)</li>", timeline, re.S)]
     ours = items[before:]
     words = [re.sub(r" \d+s ago$| just now$", "", item) for item in ours]
     assert words == [
@@ -78,8 +62,8 @@ def test_the_lifecycle_reads_as_a_timeline_and_the_sandbox_links_to_its_run(
     ], items
     assert all(re.search(r"(\d+s ago|just now)$", item) for item in ours), ours
 
-    page = browser.get(f"/sandboxes/{box}/").content.decode()
+    page = demo_browser.get(f"/sandboxes/{box}/").content.decode()
     assert f'<dd id="sandbox-run"><a href="/runs/{run_id}/">' in page
-    overview = browser.get("/").content.decode()
+    overview = demo_browser.get("/").content.decode()
     row = overview.split(f'id="sandbox-{box}"')[1].split("</tr>")[0]
     assert f'<a class="box-run" href="/runs/{run_id}/">run</a>' in row

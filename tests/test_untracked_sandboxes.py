@@ -5,17 +5,12 @@ them, and the page is looked at forty minutes later (time-machine, no sleeps).
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import pytest
-import redis
 import time_machine
-from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard import snapshots
@@ -23,22 +18,11 @@ from dashboard.models import DisplayToken, TrackedRun
 from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.tasks import repos_fetch, run_events_fetch, sandboxes_fetch
 from dashboard.simulator.control import SimulatorControl
-
-
-@pytest.fixture
-def browser(client: Client, settings: Any, valkey_server: str, redis_db: redis.Redis) -> Iterator[Client]:
-    settings.REDIS_URL = valkey_server
-    settings.MOGPLEX_TOKENS = [s for s in settings.MOGPLEX_TOKENS if s.name == "demo"]
-    client.force_login(User.objects.create(username="ada"))
-    yield client
+from tests.pages import page_text
 
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
 
 
 def _poll(tracked: list[str]) -> None:
@@ -53,7 +37,7 @@ def _poll(tracked: list[str]) -> None:
 
 @pytest.mark.django_db
 def test_an_active_sandbox_no_tracked_run_points_at_is_untracked_activity(
-    browser: Client, sim: SimulatorControl
+    demo_browser: Client, sim: SimulatorControl
 ) -> None:
     # A tracked run with its own sandbox, and a sandbox someone started by hand.
     run_id = str(sim.create_run("demo")["runId"])
@@ -69,22 +53,22 @@ def test_an_active_sandbox_no_tracked_run_points_at_is_untracked_activity(
     at = _epoch(loose["created_at"]) + 40 * 60 + 5
     with time_machine.travel(at):
         snapshots.heartbeat_write(time.time())
-        html = browser.get("/").content.decode()
+        html = demo_browser.get("/").content.decode()
         _, raw = DisplayToken.issue(f"lobby-{uuid.uuid4()}")
         wall = Client().get(f"/kiosk/{raw}/").content.decode()
-        answer = browser.get("/api/board.json").json()
+        answer = demo_browser.get("/api/board.json").json()
 
     block = html.split('id="untracked-activity"')[1].split("</section>")[0]
     assert "paste its run link" in block
-    line = _text(block.split(f'id="untracked-{loose["id"]}"')[1].split("</li>")[0])
+    line = page_text(block.split(f'id="untracked-{loose["id"]}"')[1].split("</li>")[0])
     assert f"{repo} · branch agent/hand-made · running 40m" in line
     assert line.rstrip().endswith("no tracked run (demo)")
     assert f'id="untracked-{own_box}"' not in block, "the tracked run's sandbox is accounted for"
     assert "no tracked run" in html.split(f'<tr id="sandbox-{loose["id"]}"')[1].split("</tr>")[0]
     assert "no tracked run" not in html.split(f'<tr id="sandbox-{own_box}"')[1].split("</tr>")[0]
     # The wall's sandbox rows are narrow: one word says it.
-    assert "untracked" in _text(wall.split(f'id="wall-sandbox-{loose["id"]}"')[1].split("</li>")[0])
-    assert "untracked" not in _text(wall.split(f'id="wall-sandbox-{own_box}"')[1].split("</li>")[0])
+    assert "untracked" in page_text(wall.split(f'id="wall-sandbox-{loose["id"]}"')[1].split("</li>")[0])
+    assert "untracked" not in page_text(wall.split(f'id="wall-sandbox-{own_box}"')[1].split("</li>")[0])
 
     boxes = {s["id"]: s for s in answer["sandboxes"]}
     assert boxes[loose["id"]]["untracked"] and boxes[loose["id"]]["tracked_run_id"] is None
@@ -93,27 +77,27 @@ def test_an_active_sandbox_no_tracked_run_points_at_is_untracked_activity(
     # Once it stops, it is no longer activity: it folds into the count.
     sim.set_sandbox_status(loose["id"], "stopped")
     _poll([run_id])
-    html = browser.get("/").content.decode()
+    html = demo_browser.get("/").content.decode()
     assert 'id="untracked-activity"' not in html
-    assert "1 stopped not listed." in _text(html)
+    assert "1 stopped not listed." in page_text(html)
 
 
 @pytest.mark.django_db
-def test_paused_and_stopped_sandboxes_fold_into_a_count(browser: Client, sim: SimulatorControl) -> None:
+def test_paused_and_stopped_sandboxes_fold_into_a_count(demo_browser: Client, sim: SimulatorControl) -> None:
     running = sim.create_sandbox("demo", status="running")
     paused = [sim.create_sandbox("demo", status="paused") for _ in range(2)]
     stopped = [sim.create_sandbox("demo", status="stopped") for _ in range(3)]
     _poll([])
 
-    html = browser.get("/").content.decode()
+    html = demo_browser.get("/").content.decode()
     panel = html.split('id="panel-sandboxes"')[1].split("</section>")[0]
     assert f'id="sandbox-{running["id"]}"' in panel
     for box in paused + stopped:
         assert f'id="sandbox-{box["id"]}"' not in panel
-    assert "2 paused · 3 stopped not listed." in _text(panel)
+    assert "2 paused · 3 stopped not listed." in page_text(panel)
     assert '<span class="count">1</span>' in panel
 
-    listed = browser.get("/", {"status": "paused"}).content.decode()
+    listed = demo_browser.get("/", {"status": "paused"}).content.decode()
     panel = listed.split('id="panel-sandboxes"')[1].split("</section>")[0]
     assert all(f'id="sandbox-{box["id"]}"' in panel for box in paused)
     assert f'id="sandbox-{running["id"]}"' not in panel
