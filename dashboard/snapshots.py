@@ -239,16 +239,22 @@ def source_health_update(source: str, **fields: Any) -> JSON:
 
 
 def sandbox_history_append(sandbox_id: str, status: str, *, seen_at: float) -> None:
-    """Record a status the board saw for a sandbox, if it differs from the last one."""
+    """Record a status the board saw for a sandbox, if it differs from the last one.
+
+    The history lives as long as a finished run's record after the sandbox was last
+    seen (each sighting renews it), so Redis holds the histories of the sandboxes the
+    board can still show, not of every sandbox seen in a week.
+    """
     key = f"board:sandbox-history:{sandbox_id}"
     client = redis_client()
     last = cast(bytes | None, client.lindex(key, -1))
     if last is not None and json.loads(last)["status"] == status:
+        client.expire(key, finished_run_ttl())
         return
     pipe = client.pipeline()
     pipe.rpush(key, json.dumps({"status": status, "seen_at": seen_at}))
     pipe.ltrim(key, -SANDBOX_HISTORY_LIMIT, -1)
-    pipe.expire(key, 7 * 24 * 3600)
+    pipe.expire(key, finished_run_ttl())
     pipe.execute()
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import redis
 from django.template import Context, Template
 
+from dashboard import snapshots
 from dashboard.board import templatetags, unreadable
 
 DISTINCT_ROWS = 10_000
@@ -51,3 +54,24 @@ def test_row_checks_and_unreadable_log_lines_are_remembered_within_their_bounds(
         assert len(unreadable._seen) <= unreadable._SEEN_LIMIT
         assert len(unreadable._logged) <= unreadable._LOGGED_LIMIT
     assert unreadable._seen and unreadable._logged
+
+
+def test_a_sandbox_history_lasts_as_long_as_the_board_can_show_the_sandbox(
+    settings: Any, valkey_server: str, redis_db: redis.Redis
+) -> None:
+    settings.REDIS_URL = valkey_server
+    settings.BOARD_RETENTION_HOURS = 2
+    box = str(uuid.uuid4())
+    key = f"board:sandbox-history:{box}"
+    kept = snapshots.finished_run_ttl()
+    assert kept == 3 * 3600, "the retention window and an hour's grace"
+
+    snapshots.sandbox_history_append(box, "creating", seen_at=1.0)
+    assert kept - 5 <= redis_db.ttl(key) <= kept
+    # Seen again, unchanged, an hour before it would have expired: it is kept from then on.
+    redis_db.expire(key, 3600)
+    snapshots.sandbox_history_append(box, "creating", seen_at=2.0)
+    assert kept - 5 <= redis_db.ttl(key) <= kept
+    snapshots.sandbox_history_append(box, "running", seen_at=3.0)
+    assert [entry["status"] for entry in snapshots.sandbox_history_read(box)] == ["creating", "running"]
+    assert kept - 5 <= redis_db.ttl(key) <= kept
