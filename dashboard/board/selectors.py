@@ -504,22 +504,19 @@ def problem_resolution(row: JSON, problem: str | None) -> JSON | None:
                 "note": str(ack.get("note") or ""),
             }
     fixed = row.get("fixed_by")
-    if problem == "failed" and isinstance(fixed, dict) and fixed.get("job_run_id"):
-        # A later successful job run of the same automation: a job run, never an agent run.
-        return {
-            "how": "fixed",
-            "job_run_id": str(fixed["job_run_id"]),
-            "after_seconds": fixed.get("after_seconds"),
-            "at": fixed.get("at"),
-        }
-    if problem == "failed" and isinstance(fixed, dict) and fixed.get("run_id"):
-        return {
-            "how": "fixed",
-            "run_id": str(fixed["run_id"]),
-            "after_seconds": fixed.get("after_seconds"),
-            "at": fixed.get("at"),
-        }
-    return None
+    if problem != "failed" or not isinstance(fixed, dict):
+        return None
+    # A later success: an agent run, or for a job run a later job run of the same automation
+    # (a job-run id, never an agent run's).
+    key = "job_run_id" if fixed.get("job_run_id") else "run_id"
+    if not fixed.get(key):
+        return None
+    return {
+        "how": "fixed",
+        key: str(fixed[key]),
+        "after_seconds": fixed.get("after_seconds"),
+        "at": fixed.get("at"),
+    }
 
 
 JOB_RUN_KEYS = (

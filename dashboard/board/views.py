@@ -336,15 +336,15 @@ def automations(request: HttpRequest) -> HttpResponse:
     """Every source's automations: status, health as Mogplex classifies it, newest job runs."""
     from dashboard.polling.sources import source_names
 
-    now = time.time()
+    sections = automations_page.automations_page(snapshots.board_read(), source_names())
+    return _sources_page(request, "board/automations.html", sections)
+
+
+def _sources_page(request: HttpRequest, template: str, sections: object, **context: object) -> HttpResponse:
+    """A page of one section per source (repos, automations), in the viewer's time zone."""
     zone, _ = _viewer_time_zone(request)
-    context = {
-        "sections": automations_page.automations_page(snapshots.board_read(), source_names()),
-        "now": now,
-        "tz": zone,
-        "app_version": selectors.app_version(),
-    }
-    return _board_headers(render(request, "board/automations.html", context))
+    context |= {"sections": sections, "now": time.time(), "tz": zone, "app_version": selectors.app_version()}
+    return _board_headers(render(request, template, context))
 
 
 def _sandbox_find(sandbox_id: str) -> dict[str, Any] | None:
@@ -362,16 +362,8 @@ def repos(request: HttpRequest) -> HttpResponse:
     from dashboard.board.repos_page import REPOS_CAP, repos_page
     from dashboard.polling.sources import source_names
 
-    now = time.time()
-    zone, _ = _viewer_time_zone(request)
-    context = {
-        "sections": repos_page(snapshots.board_read(), source_names()),
-        "cap": REPOS_CAP,
-        "now": now,
-        "tz": zone,
-        "app_version": selectors.app_version(),
-    }
-    return _board_headers(render(request, "board/repos.html", context))
+    sections = repos_page(snapshots.board_read(), source_names())
+    return _sources_page(request, "board/repos.html", sections, cap=REPOS_CAP)
 
 
 @board_login_required
