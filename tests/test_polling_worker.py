@@ -11,6 +11,7 @@ import secrets
 import string
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -353,6 +354,37 @@ def test_sandbox_logs_are_fetched_once_when_someone_asks(two_sources: PollerGrou
     log_requests = [r for r in sim2.requests() if r["path"].endswith(f"/sandboxes/{sandbox_id}/logs")]
     assert [(r["method"], r["token_name"]) for r in log_requests] == [("GET", "alice")]
     _assert_read_only(sim2.requests())
+
+
+def test_fetches_published_together_each_reach_upstream_no_earlier_than_their_slot(
+    two_sources: PollerGroup, sim2: Sim
+) -> None:
+    """What the tick does with a plan: its fetches in one publish, each due at its own slot."""
+    from dashboard.celery import app
+    from dashboard.polling import broker, tasks
+
+    sandboxes = [sim2.post("/sandboxes", {"user": "alice", "status": "running"})["id"] for _ in range(4)]
+    slots = {sandbox_id: 0.5 * n for n, sandbox_id in enumerate(sandboxes)}
+    now = time.time()
+    broker.tasks_publish(
+        app,
+        [
+            broker.TaskSend(tasks.sandbox_logs_fetch, ("alice", s), countdown)
+            for s, countdown in slots.items()
+        ],
+        now=now,
+    )
+
+    wait_for(
+        lambda: all(snapshots.sandbox_logs_read(s) for s in sandboxes),
+        timeout=20,
+        what=f"every published fetch run by the worker\n{two_sources.log_tail()}",
+    )
+    for sandbox_id, countdown in slots.items():
+        sent = [r for r in sim2.requests() if r["path"].endswith(f"/sandboxes/{sandbox_id}/logs")]
+        assert [(r["method"], r["token_name"]) for r in sent] == [("GET", "alice")]
+        assert sent[0]["time"] >= now + countdown, f"sent {now + countdown - sent[0]['time']:.3f} s early"
+        assert (snapshots.sandbox_logs_read(sandbox_id) or {}).get("error_kind") is None
 
 
 def test_automations_are_polled_and_a_failed_job_run_needs_attention(

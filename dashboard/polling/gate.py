@@ -60,6 +60,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
@@ -447,14 +448,25 @@ class GateState:
 
 def read(source: str, *, now: float | None = None) -> GateState:
     """The gate's state for ``source``, with the requests sent in the current window (one round trip)."""
+    return read_many([source], now=now)[source]
+
+
+def read_many(sources: Iterable[str], *, now: float | None = None) -> dict[str, GateState]:
+    """``read`` for several sources in one round trip."""
+    names = list(sources)
     at = time.time() if now is None else now
-    client = snapshots.redis_client()
-    gate_key, window_key, denied_key = _keys(source)
-    with client.pipeline(transaction=False) as pipe:
-        pipe.hgetall(gate_key)
-        pipe.hgetall(denied_key)
-        pipe.zcount(window_key, f"({at - window_seconds()!r}", "+inf")
-        raw, denied, used = pipe.execute()
+    since = f"({at - window_seconds()!r}"
+    with snapshots.redis_client().pipeline(transaction=False) as pipe:
+        for name in names:
+            gate_key, window_key, denied_key = _keys(name)
+            pipe.hgetall(gate_key)
+            pipe.hgetall(denied_key)
+            pipe.zcount(window_key, since, "+inf")
+        replies = pipe.execute()
+    return {name: _gate_state(*replies[3 * i : 3 * i + 3]) for i, name in enumerate(names)}
+
+
+def _gate_state(raw: dict[bytes, bytes], denied: dict[bytes, bytes], used: int) -> GateState:
     fields = {k.decode(): v.decode() for k, v in raw.items()}
 
     def number(name: str) -> float:

@@ -103,18 +103,28 @@ def schedules_read(sources: Iterable[str]) -> dict[str, dict[str, float]]:
     }
 
 
-def planned_write(
-    source: str, *, marks: dict[str, float], forget: Iterable[str], next_slot_at: float, plan_at: float
-) -> None:
-    """What one plan changes, in one round trip: fetch marks, marks to drop, next slot, plan-again time."""
-    forget = list(forget)
+@dataclass(frozen=True)
+class Planned:
+    """What one plan of a source changes: fetch marks, marks to drop, next slot, plan-again time."""
+
+    source: str
+    marks: dict[str, float]
+    forget: list[str]
+    next_slot_at: float
+    plan_at: float
+
+
+def planned_write(plans: Iterable[Planned]) -> None:
+    """What a tick's plans change, every source's in one round trip."""
     with redis_client().pipeline(transaction=False) as pipe:
-        if marks:
-            pipe.hset(f"poll:schedule:{source}", mapping={k: repr(v) for k, v in marks.items()})
-        if forget:
-            pipe.hdel(f"poll:schedule:{source}", *forget)
-        pipe.set(f"poll:next-slot:{source}", repr(next_slot_at), ex=3600)
-        pipe.set(f"poll:plan-at:{source}", repr(plan_at), ex=3600)
+        for plan in plans:
+            schedule = f"poll:schedule:{plan.source}"
+            if plan.marks:
+                pipe.hset(schedule, mapping={k: repr(v) for k, v in plan.marks.items()})
+            if plan.forget:
+                pipe.hdel(schedule, *plan.forget)
+            pipe.set(f"poll:next-slot:{plan.source}", repr(plan.next_slot_at), ex=3600)
+            pipe.set(f"poll:plan-at:{plan.source}", repr(plan.plan_at), ex=3600)
         pipe.execute()
 
 

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
@@ -40,7 +41,7 @@ from dashboard.mogplex.models import (
     AutomationDetail,
     AutomationPage,
 )
-from dashboard.polling import gate, state
+from dashboard.polling import broker, gate, state
 from dashboard.polling.compose import board_build, board_publish
 from dashboard.polling.gate import SOURCE_MESSAGES, Refused
 from dashboard.polling.records import (
@@ -59,6 +60,7 @@ from dashboard.polling.records import (
 from dashboard.polling.scheduler import (
     FALLBACK_AT_ONCE,
     Fetch,
+    Plan,
     Policy,
     RunState,
     SourceState,
@@ -66,6 +68,9 @@ from dashboard.polling.scheduler import (
     plan_source,
 )
 from dashboard.polling.sources import UnknownSource, source_client, source_names
+
+if TYPE_CHECKING:
+    from celery import Task
 
 __all__ = ["SOURCE_MESSAGES", "Refused"]
 
@@ -173,43 +178,46 @@ def poll_tick() -> None:
     compose_soon()
 
 
-_TickRow = tuple[UUID, str, str, str, bool, UUID | None, str, datetime]
+_NewRow = tuple[UUID, UUID | None, str, datetime]
 
 
 def _tick(now: float) -> None:
     """Plan the sources due for planning (see ``Plan.replan_at``) and those with lookups waiting.
 
-    The cost follows what is due: one database query, one round trip for every
-    source's planning times, and per planned source a few round trips and its
-    fetches. A source with nothing due is not planned at all until it is.
+    The cost follows what is due, not what exists: two database queries (the runs
+    waiting for a lookup, and the runs owned by the sources due), a few round
+    trips to Redis for the whole tick whatever the number of sources due, and
+    one to the broker for all its fetches (``broker.tasks_publish``: one task
+    message per fetch, due at its slot). A source with nothing due is not
+    planned, and its runs are not read, until it is.
     """
     the_policy = policy()
     names = source_names()
-    rows: list[_TickRow] = list(
-        TrackedRun.objects.exclude(lookup=TrackedRun.Lookup.NOT_FOUND)
-        .exclude(final_fetch_done=True)
-        .values_list(
-            "run_id", "lookup", "source", "status", "final_fetch_done", "repo_id", "source_hint", "tracked_at"
+    new_rows: list[_NewRow] = list(
+        TrackedRun.objects.filter(lookup=TrackedRun.Lookup.NEW, final_fetch_done=False).values_list(
+            "run_id", "repo_id", "source_hint", "tracked_at"
         )
     )
-    owned: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
-    new_rows: list[_TickRow] = []
-    for row in rows:
-        if row[1] == TrackedRun.Lookup.NEW:
-            new_rows.append(row)
-        elif row[1] == TrackedRun.Lookup.FOUND:
-            owned[row[2]].append((str(row[0]), row[3], row[4]))
     candidates = _lookup_candidates(new_rows, names, now)
     planning = state.planning_read(names)
     horizon = now + the_policy.tick
     due = [name for name in names if planning[name].plan_at < horizon or candidates.get(name)]
     if not due:
         return
+    owned: dict[str, list[RunState]] = defaultdict(list)
+    for run_id, source, status, done in TrackedRun.objects.filter(
+        lookup=TrackedRun.Lookup.FOUND, final_fetch_done=False, source__in=due
+    ).values_list("run_id", "source", "status", "final_fetch_done"):
+        owned[source].append(RunState(str(run_id), status, final_fetch_done=done))
     schedules = state.schedules_read(due)
     healths = snapshots.source_healths_read(due)
     automations = snapshots.automations_read_many(due)
+    gates = gate.read_many(due, now=now)
+    plans: list[state.Planned] = []
+    fetches: list[Fetch] = []
+    health_updates: dict[str, dict[str, object]] = {}
     for source in due:
-        _tick_source(
+        planned, plan, health = _tick_source(
             source,
             owned.get(source, []),
             candidates.get(source, []),
@@ -217,9 +225,17 @@ def _tick(now: float) -> None:
             the_policy,
             marks=schedules[source],
             next_slot_at=planning[source].next_slot_at,
+            held=gates[source],
             health=healths.get(source, {}),
             automation_ids=_automation_ids(automations.get(source)),
         )
+        plans.append(planned)
+        fetches += plan.fetches
+        health_updates[source] = health
+    # Marks first: a fetch that runs at once finds itself planned.
+    state.planned_write(plans)
+    broker.tasks_publish(app, [_send(fetch, now) for fetch in fetches], now=now)
+    snapshots.source_healths_update(health_updates)
 
 
 def _automation_ids(record: dict[str, object] | None) -> list[str]:
@@ -234,16 +250,16 @@ def _automation_ids(record: dict[str, object] | None) -> list[str]:
     return ids
 
 
-def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: float) -> dict[str, list[str]]:
+def _lookup_candidates(new_rows: Sequence[_NewRow], names: list[str], now: float) -> dict[str, list[str]]:
     """For each source, the newly tracked runs to look up on it next (oldest tracked first)."""
     if not new_rows:
         return {}
-    new_rows = sorted(new_rows, key=lambda row: row[7])
+    new_rows = sorted(new_rows, key=lambda row: row[3])
     ids = [str(row[0]) for row in new_rows]
     tried = state.lookups_tried(ids)
     owners: dict[str, list[str]] = defaultdict(list)
     unknown: list[str] = names
-    if any(row[5] is not None for row in new_rows):
+    if any(row[1] is not None for row in new_rows):
         repos = snapshots.repos_read_many(names)
         unknown = [name for name in names if name not in repos]
         for name, record in repos.items():
@@ -255,7 +271,7 @@ def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: floa
     spread = len(new_rows) > FALLBACK_AT_ONCE
     queues: dict[str, list[str]] = defaultdict(list)
     for row, run_id in zip(new_rows, ids, strict=True):
-        repo_id = str(row[5]) if row[5] is not None else None
+        repo_id = str(row[1]) if row[1] is not None else None
         run_tried = tried.get(run_id, set())
         if set(names) <= run_tried:
             # Every source has answered 404 (or a source it was waiting for was removed).
@@ -264,10 +280,10 @@ def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: floa
         for source in lookup_sources(
             names,
             tried=run_tried,
-            named=row[6] or None,
+            named=row[2] or None,
             repo_owners=owners.get(repo_id, ()) if repo_id else (),
             repos_unknown=unknown,
-            wait_for_repos=repo_id is not None and now - row[7].timestamp() < LOOKUP_REPOS_WAIT_SECONDS,
+            wait_for_repos=repo_id is not None and now - row[3].timestamp() < LOOKUP_REPOS_WAIT_SECONDS,
             run_id=run_id if spread else None,
         ):
             queues[source].append(run_id)
@@ -276,17 +292,22 @@ def _lookup_candidates(new_rows: Sequence[_TickRow], names: list[str], now: floa
 
 def _tick_source(
     source: str,
-    owned: list[tuple[str, str, bool]],
+    owned: list[RunState],
     lookups: list[str],
     now: float,
     the_policy: Policy,
     *,
     marks: dict[str, float],
     next_slot_at: float,
+    held: gate.GateState,
     health: dict[str, object],
     automation_ids: Sequence[str] = (),
-) -> None:
-    runs = [RunState(run_id, status, marks.get(f"run:{run_id}", 0.0), done) for run_id, status, done in owned]
+) -> tuple[state.Planned, Plan, dict[str, object]]:
+    """One source's plan, from what the tick read: what it writes to the schedule, the plan, its health fields."""
+    runs = [
+        RunState(run.run_id, run.status, marks.get(f"run:{run.run_id}", 0.0), run.final_fetch_done)
+        for run in owned
+    ]
     wanted = {f"run:{run.run_id}" for run in runs} | {f"lookup:{run_id}" for run_id in lookups}
     wanted |= {f"automation:{automation_id}" for automation_id in automation_ids}
     # A lookup planned a moment ago is still on its way (or failed: asked again later).
@@ -295,7 +316,6 @@ def _tick_source(
         for run_id in lookups
         if (at := marks.get(f"lookup:{run_id}", 0.0)) <= 0 or now - at >= LOOKUP_RETRY_SECONDS
     ]
-    held = gate.read(source, now=now)
     blocked_until = held.blocked_until(now)
     plan = plan_source(
         SourceState(
@@ -313,8 +333,8 @@ def _tick_source(
         ),
         the_policy,
     )
-    state.planned_write(
-        source,
+    planned = state.Planned(
+        source=source,
         marks={fetch.key: fetch.at for fetch in plan.fetches},
         forget=[
             key for key in marks if key.startswith(("run:", "lookup:", "automation:")) and key not in wanted
@@ -322,46 +342,48 @@ def _tick_source(
         next_slot_at=plan.next_slot_at,
         plan_at=plan.replan_at,
     )
-    for fetch in plan.fetches:
-        _enqueue(fetch, now)
-    snapshots.source_health_update(
-        source,
-        state=health.get("state", "unknown"),
-        message=health.get("message", "Not fetched yet."),
-        budget=the_policy.budget,
-        budget_used=held.used,
-        window_seconds=float(settings.MOGPLEX_BUDGET_WINDOW_SECONDS),
-        effective_interval_seconds=round(plan.effective_interval, 1),
-        active_runs=plan.active_runs,
+    fields: dict[str, object] = {
+        "state": health.get("state", "unknown"),
+        "message": health.get("message", "Not fetched yet."),
+        "budget": the_policy.budget,
+        "budget_used": held.used,
+        "window_seconds": float(settings.MOGPLEX_BUDGET_WINDOW_SECONDS),
+        "effective_interval_seconds": round(plan.effective_interval, 1),
+        "active_runs": plan.active_runs,
         # Runs waiting to be looked up on this source, and the share of its budget kept for them.
-        lookups_waiting=len(lookups),
-        lookup_share_percent=settings.BOARD_LOOKUP_SHARE_PERCENT,
+        "lookups_waiting": len(lookups),
+        "lookup_share_percent": settings.BOARD_LOOKUP_SHARE_PERCENT,
         # How often a whole round of its automations comes round (the list, then each one).
-        automations_interval_seconds=round(plan.automations_interval, 1),
-        paused_until=held.paused_until if held.paused_until > now else None,
-        next_try_at=blocked_until or None,
-        last_success_at=health.get("last_success_at"),
-        last_error_at=health.get("last_error_at"),
-        last_error_kind=health.get("last_error_kind"),
-    )
+        "automations_interval_seconds": round(plan.automations_interval, 1),
+        "paused_until": held.paused_until if held.paused_until > now else None,
+        "next_try_at": blocked_until or None,
+        "last_success_at": health.get("last_success_at"),
+        "last_error_at": health.get("last_error_at"),
+        "last_error_kind": health.get("last_error_kind"),
+    }
+    return planned, plan, fields
 
 
-def _enqueue(fetch: Fetch, now: float) -> None:
+def _send(fetch: Fetch, now: float) -> broker.TaskSend:
+    """The task message of one planned fetch (a source name and an id, never a token), due at its slot."""
     countdown = max(0.0, fetch.at - now)
+    task: Task[Any, Any]
+    args: tuple[str, ...] = (fetch.source,)
     if fetch.kind == "run_events":
-        run_events_fetch.apply_async((fetch.source, fetch.run_id), countdown=countdown)
+        task, args = run_events_fetch, (fetch.source, str(fetch.run_id))
     elif fetch.kind == "lookup":
-        run_lookup_fetch.apply_async((fetch.source, fetch.run_id), countdown=countdown)
+        task, args = run_lookup_fetch, (fetch.source, str(fetch.run_id))
     elif fetch.kind == "sandboxes":
-        sandboxes_fetch.apply_async((fetch.source,), countdown=countdown)
+        task = sandboxes_fetch
     elif fetch.kind == "repos":
-        repos_fetch.apply_async((fetch.source,), countdown=countdown)
+        task = repos_fetch
     elif fetch.kind == "automations":
-        automations_fetch.apply_async((fetch.source,), countdown=countdown)
+        task = automations_fetch
     elif fetch.kind == "automation":
-        automation_fetch.apply_async((fetch.source, fetch.automation_id), countdown=countdown)
+        task, args = automation_fetch, (fetch.source, str(fetch.automation_id))
     else:
-        account_fetch.apply_async((fetch.source,), countdown=countdown)
+        task = account_fetch
+    return broker.TaskSend(task, args, countdown)
 
 
 # --- fetches -----------------------------------------------------------------------------
