@@ -12,4 +12,4 @@ RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin boar
 ENV BOARD_VAR_DIR=/data
 USER board
 EXPOSE 8000
-CMD ["gunicorn", "dashboard.wsgi", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "dashboard.asgi", "--worker-class", "asgi", "--bind", "0.0.0.0:8000"]

@@ -1,9 +1,13 @@
 """gunicorn settings, read from the directory gunicorn starts in (the repository root; /app in the image).
 
+The board is served by gunicorn's ``asgi`` worker (``dashboard.asgi``): the pages
+as WSGI in a thread pool, the change stream natively (``dashboard.board.push``).
+
 Display tokens are part of kiosk URLs, so the access log goes through a logger
 that redacts them from the request line, path, query and referer. At the board's
 default log level it leaves out the refresh polls that every open page sends every
-few seconds (htmx requests answered 204 or 200) and the health probes that pass; ``BOARD_LOG_LEVEL=DEBUG`` writes them too, and
+few seconds (htmx requests answered 204 or 200), the change streams as they end and the
+health probes that pass; ``BOARD_LOG_LEVEL=DEBUG`` writes them too, and
 ``BOARD_LOG_FORMAT=json`` makes gunicorn's lines JSON objects like the board's.
 
 gunicorn 27 opens a control socket, by default one per user
@@ -64,7 +68,7 @@ class AccessLogger(Logger):  # type: ignore[misc]
                     "logger": "gunicorn.access",
                     "client": atoms.get("h"),
                     "request": atoms.get("r"),
-                    "status": atoms.get("s"),
+                    "status": str(atoms.get("s")),
                     "bytes": atoms.get("b"),
                     "ms": round(float(atoms.get("M") or 0)),
                     "referer": atoms.get("f"),
@@ -81,12 +85,50 @@ def _routine(resp: Any, environ: dict[str, Any]) -> bool:
     These come every few seconds from every open page and every probe, and say nothing an
     operator acts on; page loads, posts, the API and every error are still logged.
     """
-    status = getattr(resp, "status_code", None)
+    status = _status(resp)
     if status == 204:
         return True
     if status != 200 or environ.get("REQUEST_METHOD") != "GET":
         return False
-    return environ.get("HTTP_HX_REQUEST") == "true" or environ.get("PATH_INFO") in HEALTH_PATHS
+    return (
+        environ.get("HTTP_HX_REQUEST") == "true"
+        or environ.get("PATH_INFO") in HEALTH_PATHS
+        # An open page's change stream, logged as it ends (every few minutes, by design).
+        or str(environ.get("PATH_INFO", "")).endswith("/stream/")
+    )
+
+
+def _status(resp: Any) -> int | None:
+    """The answer's status code, from the threaded worker's response or the asgi worker's."""
+    status = getattr(resp, "status_code", None) or getattr(resp, "status", None)
+    if isinstance(status, str):
+        status = status.split(None, 1)[0]
+    try:
+        return int(status) if status is not None else None
+    except ValueError:
+        return None
+
+
+def post_worker_init(worker: Any) -> None:
+    """Under the asgi worker, a stop (SIGTERM) also ends the open change streams at once.
+
+    Otherwise the worker would wait ``graceful_timeout`` for streams that never
+    end by themselves; their pages reopen them on the next worker or server.
+    """
+    loop = getattr(worker, "loop", None)
+    if loop is None:
+        return
+    import signal
+
+    from dashboard.board import push
+
+    graceful_exit = worker.handle_exit_signal
+
+    def handle_exit_signal() -> None:
+        push.close_streams()
+        graceful_exit()
+
+    loop.add_signal_handler(signal.SIGTERM, handle_exit_signal)
 
 
 logger_class = AccessLogger

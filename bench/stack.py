@@ -266,20 +266,21 @@ class Stack:
         )
 
     def start_web(self, *, workers: int = 2, threads: int = 4) -> None:
-        """gunicorn as deployed (compose): ``--workers 2 --threads 4``, no access log."""
+        """gunicorn as deployed (compose): the asgi worker, 2 processes of 4 page threads, no access log."""
+        self.env["BOARD_WEB_THREADS"] = str(threads)
         self.spawn(
             "web",
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "dashboard.wsgi",
+                "dashboard.asgi",
+                "--worker-class",
+                "asgi",
                 "--bind",
                 f"127.0.0.1:{self.web_port}",
                 "--workers",
                 str(workers),
-                "--threads",
-                str(threads),
                 # Several benches (or a running board) would otherwise share one control socket.
                 "--no-control-socket",
             ],

@@ -108,6 +108,8 @@ BOARD_PORT = envint("BOARD_PORT", 8000, minimum=1, maximum=65535)
 BOARD_PUBLIC_URL = envstr("BOARD_PUBLIC_URL", "").strip() or f"http://127.0.0.1:{BOARD_PORT}"
 # How often an open dashboard page asks whether the board changed (an unchanged board costs a 204).
 BOARD_PAGE_REFRESH_SECONDS = envint("BOARD_PAGE_REFRESH_SECONDS", 5, minimum=1, maximum=300)
+# Threads per web process for the pages (the change stream needs none: see dashboard/asgi.py).
+BOARD_WEB_THREADS = envint("BOARD_WEB_THREADS", 4, minimum=1, maximum=64)
 
 # --- Notifications (dashboard/notify) ------------------------------------------
 # Apprise URLs (slack://, msteams://, discord://, mmost://, mailto://, json://...), separated by

@@ -59,6 +59,8 @@ TIMING_FIELDS = frozenset(
 )
 
 SANDBOX_HISTORY_LIMIT = 50
+# Each new board version is published here for the change stream (dashboard.board.push).
+BOARD_CHANNEL = "board:changed"
 
 
 @cache
@@ -330,12 +332,15 @@ def board_write(board: JSON, *, fetched: Mapping[str, float | None] | None = Non
     board["version"] = version
     pipe = redis_client().pipeline()
     pipe.set("board:composed", json.dumps(board, separators=(",", ":"), ensure_ascii=False))
-    pipe.set("board:version", version)
+    pipe.set("board:version", version, get=True)
     if fetched is None:
         pipe.delete("board:fetched")
     else:
         pipe.set("board:fetched", json.dumps(fetched, separators=(",", ":")))
-    pipe.execute()
+    before = pipe.execute()[1]
+    if before is None or before.decode() != version:
+        # Open pages hear of it at once (dashboard.board.push); an unchanged board says nothing.
+        redis_client().publish(BOARD_CHANNEL, version)
     return version
 
 

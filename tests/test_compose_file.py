@@ -41,7 +41,8 @@ def test_compose_file_is_valid_with_the_documented_env(project: Path) -> None:
     assert services == {"web", "worker", "beat", "notifier", "db", "redis", "simulator"}
 
     resolved = compose(project, "config").stdout
-    assert "gunicorn dashboard.wsgi" in resolved
+    web = resolved_config(project)["services"]["web"]["command"]
+    assert "gunicorn dashboard.asgi --worker-class asgi" in " ".join(web.split())
     assert "celery -A dashboard -q worker" in resolved and "celery -A dashboard -q beat" in resolved
 
 

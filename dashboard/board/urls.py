@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard.board import views
+from dashboard.board import push, views
 from dashboard.history import views as history_views
 
 urlpatterns = [
@@ -31,4 +31,7 @@ urlpatterns = [
     path("history/export.csv", history_views.history_export_csv, name="history-csv"),
     path("history/export.json", history_views.history_export_json, name="history-json"),
     path("kiosk/<str:token>/", views.kiosk, name="kiosk"),
+    # Served by dashboard.asgi's change stream; reached here only under WSGI, which cannot hold it open.
+    path("stream/", push.unavailable, name="board-stream"),
+    path("kiosk/<str:token>/stream/", push.unavailable, name="kiosk-stream"),
 ]

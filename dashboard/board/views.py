@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import threading
 import time
 import uuid
 import zoneinfo
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from datetime import timedelta
 from functools import wraps
 from typing import Any, cast
@@ -26,6 +29,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -678,14 +682,62 @@ def kiosk(request: HtmxHttpRequest, token: str) -> HttpResponse:
         "params": params,
         "tz": params.tz,
         "poll_url": _without_version(request),
+        "stream_url": reverse("kiosk-stream", args=[token]),
         "refresh": params.refresh,
         "rows": _kiosk_rows(state, params),
     }
-    template = "board/kiosk.html#wall" if request.htmx else "board/kiosk.html"
-    response = render(request, template, context)
+    if request.htmx:
+        wall = _shared_walls.get(
+            (state.page_version, params), lambda: render_to_string(WALL, context, request)
+        )
+        response = HttpResponse(_SERVER_TIME.sub(f'data-server-time="{time.time():.3f}"', wall, count=1))
+    else:
+        response = render(request, "board/kiosk.html", context)
     response["X-Robots-Tag"] = "noindex"
     response["Referrer-Policy"] = "no-referrer"
     return _board_headers(response)
+
+
+WALL = "board/kiosk.html#wall"
+_SERVER_TIME = re.compile(r'data-server-time="[0-9.]*"')
+# A wall rendered for one poll serves the polls of every wall that shows the same board
+# with the same parameters for this long: a pushed change (dashboard/board/push.py)
+# brings every open wall's poll at once, and 200 walls then cost one rendering per
+# process, not 200. Each answer still carries its own server time (the page's clock);
+# the ages it shows are at most this much older, and the page ticks them on.
+WALL_SHARED_SECONDS = 1.0
+
+
+class SharedWalls:
+    """Rendered walls by (page version, parameters), each kept ``WALL_SHARED_SECONDS``; one rendering at a time per key."""
+
+    KEPT = 32
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._walls: OrderedDict[Hashable, tuple[float, str]] = OrderedDict()
+        self._rendering: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable, render: Callable[[], str]) -> str:
+        with self._lock:
+            rendering = self._rendering.setdefault(key, threading.Lock())
+        # Polls that arrive while it is being rendered wait for that rendering.
+        with rendering:
+            with self._lock:
+                kept = self._walls.get(key)
+            if kept is not None and time.monotonic() - kept[0] < WALL_SHARED_SECONDS:
+                return kept[1]
+            wall = render()
+            with self._lock:
+                self._walls[key] = (time.monotonic(), wall)
+                self._walls.move_to_end(key)
+                while len(self._walls) > self.KEPT:
+                    gone, _ = self._walls.popitem(last=False)
+                    self._rendering.pop(gone, None)
+            return wall
+
+
+_shared_walls = SharedWalls()
 
 
 def _kiosk_revoked(request: HtmxHttpRequest) -> HttpResponse:

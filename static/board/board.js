@@ -294,6 +294,7 @@
     var why = banner.querySelector(".why");
     if (problem === "revoked") {
       revoked = true;
+      if (stream) { stream.close(); stream = null; }
       body.classList.add("display-revoked");
       setText(why, said || "This display link was revoked; ask an operator for a new one.");
       banner.dataset.problem = "revoked";
@@ -400,6 +401,37 @@
   } else {
     window.addEventListener("resize", fitBoard);
   }
+
+  // --- push: the change stream says when the board changed, and the page polls at once ---
+  // (dashboard/board/push.py). The poll above stays on its interval whatever the stream
+  // does, so a stream that is refused, buffered by a proxy or cut costs only speed, and
+  // is not shown: EventSource reopens a broken stream by itself; one the server closed
+  // for good (a 204 from a server that cannot push, a refusal) is tried again later.
+  var pushed = null;
+  var stream = null;
+  function streamOpen() {
+    if (!poll || !poll.dataset.stream || !window.EventSource || revoked) return;
+    stream = new EventSource(poll.dataset.stream);
+    stream.addEventListener("board", function (evt) {
+      if (evt.data === pushed) return;
+      pushed = evt.data;
+      var shown = document.getElementById("board-version");
+      // Already showing it (the stream says the current version as it opens).
+      if (shown && shown.value.split(".")[0] === evt.data) return;
+      window.boardPage.pushedAt = Date.now();
+      htmx.trigger(poll, "board:refresh");
+    });
+    stream.addEventListener("error", function () {
+      if (stream.readyState === EventSource.CLOSED) {
+        stream = null;
+        setTimeout(streamOpen, 60000);
+      }
+    });
+  }
+  window.boardPage.streamState = function () {
+    return stream ? ["connecting", "open", "closed"][stream.readyState] : "none";
+  };
+  streamOpen();
 
   // --- theme: the browser's setting unless this browser chose one (remembered in localStorage) ---
   var THEME_NEXT = { auto: "dark", dark: "light", light: "auto" };

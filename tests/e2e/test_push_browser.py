@@ -1,0 +1,96 @@
+"""A wall in Chromium on gunicorn as deployed: a change is pushed to it, and it still polls when the push cannot reach it.
+
+The wall polls once a minute here, so a change that shows within seconds was
+pushed. The fallback cases take the stream away in front of the browser (a
+proxy that holds the answer back, a connection refused) with the wall polling
+every 2 s: the change must still show, by the poll, with no banner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, Route
+
+from dashboard.models import DisplayToken
+from tests import board_data
+from tests.webserver import WebServer, gunicorn_board
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def web(tmp_path: Path, valkey_server: str, redis_db: redis.Redis, settings: Any) -> Iterator[WebServer]:
+    settings.REDIS_URL = valkey_server
+    with gunicorn_board(tmp_path, valkey_server) as server:
+        yield server
+
+
+@pytest.fixture
+def wall(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], "the page script raised errors"
+
+
+def run_status(wall: Page) -> str:
+    return wall.locator(f"#wall-run-{board_data.RUN_ACTIVE} .status").inner_text()
+
+
+def stream_state(wall: Page) -> str:
+    return str(wall.evaluate("window.boardPage.streamState()"))
+
+
+def change_the_run() -> None:
+    changed = board_data.board()
+    changed["runs"][0]["status"] = "pending"
+    board_data.publish(changed)
+
+
+def test_a_change_is_pushed_to_an_open_wall_before_its_next_poll(wall: Page, web: WebServer) -> None:
+    board_data.publish(board_data.board())
+    _, raw = DisplayToken.issue("lobby")
+    wall.goto(f"{web.base_url}/kiosk/{raw}/?refresh=60")
+    assert "streaming" in run_status(wall)
+    wall.wait_for_function("window.boardPage.streamState() === 'open'", timeout=15_000)
+
+    change_the_run()
+
+    # Well inside the minute to its next poll.
+    wall.locator(f"#wall-run-{board_data.RUN_ACTIVE} .status", has_text="pending").wait_for(timeout=20_000)
+    assert wall.evaluate("window.boardPage.pushedAt > window.boardPage.loadedAt")
+    assert wall.locator("#connection-banner").is_hidden()
+
+
+@pytest.mark.parametrize("cut", ["held back by a proxy", "refused"])
+def test_a_wall_whose_stream_cannot_get_through_keeps_polling_and_says_nothing(
+    wall: Page, web: WebServer, cut: str
+) -> None:
+    held: list[Route] = []
+    if cut == "refused":
+        wall.route("**/stream/", lambda route: route.abort("connectionrefused"))
+    else:
+        # A buffering proxy: the request goes out and no byte of the answer comes back.
+        wall.route("**/stream/", lambda route: held.append(route))
+    board_data.publish(board_data.board())
+    _, raw = DisplayToken.issue("lobby")
+    wall.goto(f"{web.base_url}/kiosk/{raw}/?refresh=2")
+    assert "streaming" in run_status(wall)
+    wall.wait_for_function("window.boardPage.streamState() !== 'open'")
+
+    change_the_run()
+
+    wall.locator(f"#wall-run-{board_data.RUN_ACTIVE} .status", has_text="pending").wait_for(timeout=20_000)
+    assert stream_state(wall) != "open"
+    assert wall.locator("#connection-banner").is_hidden()
+    assert not wall.evaluate("window.boardPage.pushedAt")
+    for route in held:
+        route.abort()
