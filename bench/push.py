@@ -59,18 +59,32 @@ CHROMIUM_ARGS = [
     # Pages share a few renderer processes, so 200 walls fit in memory.
     "--renderer-process-limit=8",
 ]
-# Each page notes when a swap changed a run's status text: [run id, text, epoch ms].
+# Each page notes when a swap changed a run's status text: [run id, text, epoch ms of the
+# swap, of the push that asked for it (0: none since the last swap), of the poll's request
+# going out and of its answer arriving].
 RECORDER = """
 window.__changes = [];
 (function () {
   var last = {};
   function look(record) {
-    var at = Date.now();
+    var at = Date.now(), sent = 0, answered = 0;
+    var polls = performance.getEntriesByType("resource").filter(function (e) {
+      return e.initiatorType === "xmlhttprequest";
+    });
+    if (polls.length) {
+      sent = performance.timeOrigin + polls[polls.length - 1].startTime;
+      answered = performance.timeOrigin + polls[polls.length - 1].responseEnd;
+    }
+    performance.clearResourceTimings();
+    var pushed = (window.boardPage && window.boardPage.pushedAt) || 0;
+    if (window.boardPage) window.boardPage.pushedAt = 0;
     document.querySelectorAll('li[id^="wall-run-"]').forEach(function (li) {
       var status = li.querySelector(".status");
       if (!status) return;
       var id = li.id.slice("wall-run-".length), text = status.textContent.trim();
-      if (record && last[id] !== undefined && last[id] !== text) window.__changes.push([id, text, at]);
+      if (record && last[id] !== undefined && last[id] !== text) {
+        window.__changes.push([id, text, at, pushed, sent, answered]);
+      }
       last[id] = text;
     });
   }
@@ -138,7 +152,7 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             # One wall first, so that the web processes have loaded what every page needs.
             (warm,) = open_walls(browser, kiosk, 1, push=True)
-            warm.wait_for_function("window.boardPage.streamState() === 'open'")
+            warm.wait_for_function("() => window.boardPage.streamState() === 'open'")
             warm.context.close()
             rss_before = tree_rss_mib(web_pid)
             for mode in args.modes:
@@ -281,18 +295,30 @@ def measure(
         times = [t for r, _, t in made if r == run_id]
         snap += [s - t for t, s in zip(times, seen, strict=True)]
     pixel: list[float] = []
+    parts: dict[str, list[float]] = {"pushed": [], "answered": [], "swapped": []}
     missed = 0
     for page in pages:
         recorded = page.evaluate("window.__changes")
         for run_id, status, at in made:
             word = status_word(status)
-            shown_at = [
-                ms / 1000 for rid, text, ms in recorded if rid == run_id and word in text and ms / 1000 >= at
-            ]
-            if shown_at:
-                pixel.append(min(shown_at) - at)
-            else:
+            shown = [r for r in recorded if r[0] == run_id and word in r[1] and r[2] / 1000 >= at]
+            if not shown:
                 missed += 1
+                continue
+            _, _, swapped, pushed, sent, answered = min(shown, key=lambda r: r[2])
+            pixel.append(swapped / 1000 - at)
+            if pushed:
+                # Where the time went: the push reaching the page, its poll, the swap.
+                parts["pushed"].append(pushed / 1000 - at)
+                parts["answered"].append((answered - max(sent, pushed)) / 1000)
+                parts["swapped"].append((swapped - answered) / 1000)
+    if parts["pushed"]:
+        heard, answered, swapped = (statistics.mean(v) for v in parts.values())
+        print(
+            f"       (pushed: the push heard {heard:.2f}s after the change, its poll answered "
+            f"{answered:.2f}s later, the swap {swapped:.2f}s after that)",
+            flush=True,
+        )
     return snap, pixel, missed
 
 

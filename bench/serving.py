@@ -1,6 +1,6 @@
 """What a viewer's poll costs the web server: the unchanged-board 204 vs a trivial view, and a changed board.
 
-Starts Valkey and gunicorn as deployed (``--workers 2 --threads 4``), writes a
+Starts Valkey and gunicorn as deployed (the asgi worker, 2 processes of 4 page threads), writes a
 board of 200 runs and 100 sandboxes straight into the snapshot store (and keeps
 the poller heartbeat fresh), logs a user in through the login form, and drives
 the server with ``wrk`` (a Lua script sets the session cookie and
@@ -113,7 +113,7 @@ def main() -> None:
             wrk(unchanged_url, script, connections=8, seconds=2)
             wrk(changed_url, script, connections=2, seconds=2)
             print(
-                f"gunicorn --workers 2 --threads 4; board of {args.runs} runs and {args.sandboxes} sandboxes; "
+                f"gunicorn asgi worker, --workers 2, 4 page threads each; board of {args.runs} runs and {args.sandboxes} sandboxes; "
                 f"wrk {args.seconds:g} s per run"
             )
             print(f"{'round':>5} {'view':<22} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'bad':>4}")

@@ -60,7 +60,7 @@ def test_a_change_is_pushed_to_an_open_wall_before_its_next_poll(wall: Page, web
     _, raw = DisplayToken.issue("lobby")
     wall.goto(f"{web.base_url}/kiosk/{raw}/?refresh=60")
     assert "streaming" in run_status(wall)
-    wall.wait_for_function("window.boardPage.streamState() === 'open'", timeout=15_000)
+    wall.wait_for_function("() => window.boardPage.streamState() === 'open'", timeout=15_000)
 
     change_the_run()
 
@@ -84,7 +84,7 @@ def test_a_wall_whose_stream_cannot_get_through_keeps_polling_and_says_nothing(
     _, raw = DisplayToken.issue("lobby")
     wall.goto(f"{web.base_url}/kiosk/{raw}/?refresh=2")
     assert "streaming" in run_status(wall)
-    wall.wait_for_function("window.boardPage.streamState() !== 'open'")
+    wall.wait_for_function("() => window.boardPage.streamState() !== 'open'")
 
     change_the_run()
 
