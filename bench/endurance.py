@@ -4,7 +4,8 @@
 
 Runs the stack as ``manage.py run`` does (embedded Valkey, the simulator WITH its
 team-at-work scenario sped up ``--speed`` times, gunicorn, a Celery worker and
-beat), with a few logged-in viewers and a kiosk polling; the budget's and the
+beat), with a few logged-in viewers and a kiosk polling, and ``--streams`` open
+walls' change streams (reopened as they end, as a browser does); the budget's and the
 upstream's rate window is compressed too (``--window`` seconds for Mogplex's 60,
 the budget and limit per window as in production), and runs are refreshed every
 second. The retention window is made
@@ -52,6 +53,21 @@ def growth(values: list[float]) -> float:
     return 0.0 if first == 0 else (last - first) / first * 100
 
 
+def stream_reader(url: str, stop: threading.Event, pushed: list[int]) -> None:
+    """An open wall's change stream: read its events, and reopen it when it ends, as EventSource does."""
+    while not stop.is_set():
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=60)) as response:
+                for line in response.iter_lines():
+                    if line.startswith("event: board"):
+                        pushed[0] += 1
+                    if stop.is_set():
+                        return
+        except httpx.HTTPError:
+            pass
+        stop.wait(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,6 +86,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--viewers", type=int, default=3, help="logged-in viewers, plus one kiosk (default 3)"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=20, help="change streams held open, reopened as they end (default 20)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the logs and database afterwards")
@@ -168,6 +187,15 @@ def main() -> None:
                 target=viewer, args=(stack.web_url, f"/kiosk/{display}/", {}, stop, seen), daemon=True
             )
         )
+        pushed = [0]
+        threads += [
+            threading.Thread(
+                target=stream_reader,
+                args=(f"{stack.web_url}/kiosk/{display}/stream/", stop, pushed),
+                daemon=True,
+            )
+            for _ in range(args.streams)
+        ]
         for thread in threads:
             thread.start()
 
@@ -239,6 +267,7 @@ def main() -> None:
         "tracebacks": tracebacks,
         "viewer_responses": seen.by_status,
         "viewer_errors": seen.errors,
+        "pushed_events": pushed[0],
         "samples": samples,
     }
     if args.json:
@@ -250,7 +279,8 @@ def main() -> None:
         f"(target <= 2 %); Redis {g['redis_mib']:+.2f} % while runs seen grew {g['runs_seen']:+.1f} % "
         f"and runs in the window {g['window']:+.1f} %; run keys at most {figures['max_run_keys']} "
         f"for at most {figures['max_window']} runs in the window; {figures['runs_seen']} runs, "
-        f"{figures['upstream_requests']} upstream requests; tracebacks {sum(tracebacks.values())}"
+        f"{figures['upstream_requests']} upstream requests; {args.streams} change streams heard "
+        f"{figures['pushed_events']} board changes; tracebacks {sum(tracebacks.values())}"
     )
 
 
