@@ -26,7 +26,7 @@ from gunicorn.glogging import Logger
 from pythonjsonlogger.json import JsonFormatter
 
 from dashboard.env import envchoice, envstr
-from dashboard.logredact import redacted
+from dashboard.logredact import RedactDisplayTokens, redacted
 
 LOG_LEVEL = envchoice("BOARD_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOG_FORMAT = envchoice("BOARD_LOG_FORMAT", "text", ("text", "json"))
@@ -37,6 +37,8 @@ HEALTH_PATHS = ("/healthz", "/readyz")
 class AccessLogger(Logger):  # type: ignore[misc]
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        # gunicorn's own lines name request paths too (its default pre_request hook, at debug).
+        self.error_log.addFilter(RedactDisplayTokens())
         if LOG_FORMAT == "json":
             error_format = JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -17,7 +17,7 @@ the server with ``wrk`` (a Lua script sets the session cookie and
    come from the row cache) and with every run changed (the worst case, every
    row rendered). And the wall's poll (the kiosk, up to 80 rows a panel) with one run changed.
 
-    .venv/bin/python bench/serving.py [--seconds 10] [--rounds 3]
+    .venv/bin/python bench/serving.py [--seconds 10] [--rounds 3] [--server asgi|wsgi]
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--sandboxes", type=int, default=100)
     parser.add_argument("--changes", type=int, default=200, help="changed-board polls of each kind")
+    parser.add_argument(
+        "--server",
+        choices=["asgi", "wsgi"],
+        default="asgi",
+        help="gunicorn's worker: as deployed, or threaded WSGI",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -91,7 +97,7 @@ def main() -> None:
 
         threading.Thread(target=heartbeat, daemon=True).start()
         try:
-            stack.start_web()
+            stack.start_web(server=args.server)
             cookies = stack.session_cookie()
             cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
             script = stack.var / "session.lua"
@@ -113,7 +119,7 @@ def main() -> None:
             wrk(unchanged_url, script, connections=8, seconds=2)
             wrk(changed_url, script, connections=2, seconds=2)
             print(
-                f"gunicorn asgi worker, --workers 2, 4 page threads each; board of {args.runs} runs and {args.sandboxes} sandboxes; "
+                f"gunicorn {args.server} worker, --workers 2, 4 page threads each; board of {args.runs} runs and {args.sandboxes} sandboxes; "
                 f"wrk {args.seconds:g} s per run"
             )
             print(f"{'round':>5} {'view':<22} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'bad':>4}")

@@ -265,18 +265,24 @@ class Stack:
             ],
         )
 
-    def start_web(self, *, workers: int = 2, threads: int = 4) -> None:
-        """gunicorn as deployed (compose): the asgi worker, 2 processes of 4 page threads, no access log."""
+    def start_web(self, *, workers: int = 2, threads: int = 4, server: str = "asgi") -> None:
+        """gunicorn as deployed (compose): the asgi worker, 2 processes of 4 page threads, no access log.
+
+        ``server="wsgi"``: the threaded WSGI worker instead (no change stream), to compare.
+        """
         self.env["BOARD_WEB_THREADS"] = str(threads)
+        how = (
+            ["dashboard.asgi", "--worker-class", "asgi"]
+            if server == "asgi"
+            else ["dashboard.wsgi", "--worker-class", "gthread", "--threads", str(threads)]
+        )
         self.spawn(
             "web",
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "dashboard.asgi",
-                "--worker-class",
-                "asgi",
+                *how,
                 "--bind",
                 f"127.0.0.1:{self.web_port}",
                 "--workers",
