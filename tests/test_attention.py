@@ -501,3 +501,28 @@ def test_a_run_no_source_owns_ends_when_found_missing_and_ages_out_like_a_finish
     run_track(run_ids=[run_id], via=TrackedRun.Via.COMMAND)
     again = TrackedRun.objects.get(run_id=run_id)
     assert (again.lookup, again.finished_at) == ("new", None)
+
+
+def test_each_viewer_acknowledges_with_their_own_csrf_token_from_a_lane_row_kept_for_everyone(
+    user: User,
+) -> None:
+    # The lane's rows are rendered once and served to every viewer (as the board's rows
+    # are); the form in each must carry the viewer's own CSRF token, not the first viewer's.
+    now = time.time()
+    failed = track("failed", now=now, started_ago=600, ended_ago=120)
+    compose_now()
+    first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    first.force_login(user)
+    second.force_login(User.objects.create_user("ben", password="correct horse battery"))
+    first.get("/")
+
+    page = second.get("/").content.decode()
+    form = page.split(f'id="attention-run-{failed}"', 1)[1].split("</form>", 1)[0]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert token is not None
+    response = second.post(
+        f"/runs/{failed}/acknowledge/", {"csrfmiddlewaretoken": token[1], "note": "mine", "next": "/"}
+    )
+
+    assert response.status_code == 302
+    assert Acknowledgement.objects.get().username == "ben"

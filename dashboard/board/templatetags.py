@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import template
+from django.template.defaulttags import CsrfTokenNode
 from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -156,6 +157,19 @@ _AGE_MARK = re.compile(r"<!--age (-?[0-9]+\.[0-9]+)-->")
 ROW_CACHE_SIZE = 512
 
 
+# A form inside a cached row carries the viewer's own CSRF token: the kept row holds this
+# marker ({% row_csrf_token %}), replaced with the request's token each time it is served.
+_CSRF_MARK = "<!--csrf-->"
+
+
+@register.simple_tag(takes_context=True)
+def row_csrf_token(context: template.Context) -> SafeString:
+    """``{% csrf_token %}`` for a form inside a ``{% cached_row %}`` (never another viewer's token)."""
+    if context.get(AGE_MARKERS):
+        return mark_safe(_CSRF_MARK)
+    return mark_safe(CsrfTokenNode().render(context))
+
+
 def _age(context: template.Context, epoch: float) -> SafeString | str:
     """The age of ``epoch`` at the context's ``now``, or a marker for it inside a cached row."""
     if context.get(AGE_MARKERS):
@@ -240,7 +254,10 @@ class CachedRowNode(template.Node):
                 self.older, self.rows = self.rows, {}
             self.rows[key] = html
         now = float(context.get("now") or 0)
-        return mark_safe(_AGE_MARK.sub(lambda m: age_text(now - float(m[1])), html))
+        html = _AGE_MARK.sub(lambda m: age_text(now - float(m[1])), html)
+        if _CSRF_MARK in html:
+            html = html.replace(_CSRF_MARK, CsrfTokenNode().render(context))
+        return mark_safe(html)
 
     def _render_row(self, context: template.Context) -> str:
         """The row, or its ``{% unreadable %}`` part (with ``row_problem`` set) when the row's markup raises."""
