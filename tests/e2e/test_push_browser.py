@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, Route
 
 from dashboard.models import DisplayToken
 from tests import board_data
+from tests.relay import TcpRelay
 from tests.webserver import WebServer, gunicorn_board
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,3 +95,31 @@ def test_a_wall_whose_stream_cannot_get_through_keeps_polling_and_says_nothing(
     assert not wall.evaluate("window.boardPage.pushedAt")
     for route in held:
         route.abort()
+
+
+def test_after_the_connection_is_cut_the_wall_reopens_its_stream_and_is_pushed_to_again(
+    wall: Page, web: WebServer
+) -> None:
+    # A relay in front of gunicorn stands for the network (or a restarting server):
+    # cutting it ends the stream and refuses every request until it is back.
+    relay = TcpRelay(int(web.base_url.rsplit(":", 1)[1]))
+    relay.start()
+    try:
+        board_data.publish(board_data.board())
+        _, raw = DisplayToken.issue("lobby")
+        wall.goto(f"{relay.url}/kiosk/{raw}/?refresh=60")
+        wall.wait_for_function("() => window.boardPage.streamState() === 'open'", timeout=15_000)
+
+        relay.stop()
+        wall.wait_for_function("() => window.boardPage.streamState() !== 'open'", timeout=15_000)
+        relay.start()
+        wall.wait_for_function("() => window.boardPage.streamState() === 'open'", timeout=30_000)
+        change_the_run()
+
+        # Still well inside the minute to its next poll: pushed over the reopened stream.
+        wall.locator(f"#wall-run-{board_data.RUN_ACTIVE} .status", has_text="pending").wait_for(
+            timeout=20_000
+        )
+        assert wall.locator("#connection-banner").is_hidden()
+    finally:
+        relay.stop()
