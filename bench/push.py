@@ -18,8 +18,10 @@ same run, for each change:
   machine's clock).
 
 Target: pixel mean <= snapshot mean + 0.3 s with the push (mode ``push``). Mode
-``poll`` takes the stream away from every page (its requests are refused, as
-the fallback meets them) to show what the push saves.
+``poll`` takes the stream away from every page (no EventSource, no SharedWorker:
+the page polls only, as when its stream cannot get through) to show what the push
+saves. Each page has a browser context of its own, as each wall is a browser of
+its own (a browser's pages share one stream, ``static/board/stream-worker.js``).
 
 Then, per open screen with an unchanged board (the poller stopped, so nothing
 changes; ``--idle`` seconds): the web processes' CPU, and their RSS with the
@@ -239,7 +241,8 @@ def open_walls(browser: Browser, url: str, count: int, *, push: bool) -> list[Pa
         context = browser.new_context(viewport={"width": 1920, "height": 1080})
         context.add_init_script(RECORDER)
         if not push:
-            context.route("**/stream/", lambda route: route.abort("connectionrefused"))
+            # A browser the stream cannot reach: the page polls only.
+            context.add_init_script("delete window.SharedWorker; delete window.EventSource;")
         page = context.new_page()
         page.goto(url, wait_until="domcontentloaded")
         pages.append(page)

@@ -73,3 +73,57 @@ class TcpRelay:
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
+
+
+class StreamBlockingRelay(TcpRelay):
+    """An HTTP relay that lets every request through except the change stream's (``/stream/``):
+    those it holds with no answer (``hold``: a proxy that buffers a response until it ends)
+    or refuses by closing the connection (``refuse``). Each forwarded request is sent with
+    ``Connection: close``, so every request arrives on a connection of its own and is seen."""
+
+    def __init__(self, target_port: int, how: str) -> None:
+        super().__init__(target_port)
+        self.how = how
+        self.held: list[socket.socket] = []
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            try:
+                data = client.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                client.close()
+                return
+            head += data
+        request_line, _, rest = head.partition(b"\r\n")
+        if b"/stream/" in request_line:
+            if self.how == "refuse":
+                client.close()
+            else:
+                with self._lock:
+                    self.held.append(client)
+                    self._conns.append(client)
+            return
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        kept = [h for h in headers.split(b"\r\n") if h and not h.lower().startswith(b"connection:")]
+        head = b"\r\n".join([request_line, *kept, b"Connection: close"]) + b"\r\n\r\n" + body
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            upstream.sendall(head)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._conns += [client, upstream]
+        threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+        self._pump(upstream, client)

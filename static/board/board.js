@@ -294,7 +294,7 @@
     var why = banner.querySelector(".why");
     if (problem === "revoked") {
       revoked = true;
-      if (stream) { stream.close(); stream = null; }
+      if (leave) { leave(); leave = null; }
       body.classList.add("display-revoked");
       setText(why, said || "This display link was revoked; ask an operator for a new one.");
       banner.dataset.problem = "revoked";
@@ -407,30 +407,51 @@
   // does, so a stream that is refused, buffered by a proxy or cut costs only speed, and
   // is not shown: EventSource reopens a broken stream by itself; one the server closed
   // for good (a 204 from a server that cannot push, a refusal) is tried again later.
+  // Every board page of this browser shares one stream through a SharedWorker
+  // (stream-worker.js): a browser holds at most six connections to a server, and a
+  // stream per tab would leave none for a seventh. Without SharedWorker (Android's
+  // Chrome), the page opens its own.
   var pushed = null;
-  var stream = null;
-  function streamOpen() {
-    if (!poll || !poll.dataset.stream || !window.EventSource || revoked) return;
-    stream = new EventSource(poll.dataset.stream);
-    stream.addEventListener("board", function (evt) {
-      if (evt.data === pushed) return;
-      pushed = evt.data;
-      var shown = document.getElementById("board-version");
-      // Already showing it (the stream says the current version as it opens).
-      if (shown && shown.value.split(".")[0] === evt.data) return;
-      window.boardPage.pushedAt = Date.now();
-      htmx.trigger(poll, "board:refresh");
-    });
-    stream.addEventListener("error", function () {
-      if (stream.readyState === EventSource.CLOSED) {
-        stream = null;
-        setTimeout(streamOpen, 60000);
-      }
-    });
+  var streamStatus = "none";
+  var leave = null;
+  function heard(version) {
+    if (version === pushed) return;
+    pushed = version;
+    var shown = document.getElementById("board-version");
+    // Already showing it (the stream says the current version as it opens).
+    if (shown && shown.value.split(".")[0] === version) return;
+    window.boardPage.pushedAt = Date.now();
+    htmx.trigger(poll, "board:refresh");
   }
-  window.boardPage.streamState = function () {
-    return stream ? ["connecting", "open", "closed"][stream.readyState] : "none";
-  };
+  function streamOpen() {
+    if (!poll || !poll.dataset.stream || revoked) return;
+    var url = new URL(poll.dataset.stream, window.location.href).href;
+    if (window.SharedWorker && poll.dataset.streamWorker) {
+      try {
+        var worker = new SharedWorker(poll.dataset.streamWorker, { name: "board-stream" });
+        worker.port.onmessage = function (msg) {
+          if (msg.data.type === "board") heard(msg.data.version);
+          else if (msg.data.type === "state") streamStatus = msg.data.state;
+        };
+        worker.port.start();
+        worker.port.postMessage({ type: "follow", url: url });
+        leave = function () { worker.port.postMessage({ type: "bye" }); streamStatus = "closed"; };
+        window.addEventListener("pagehide", leave);
+        return;
+      } catch (e) { /* no worker here: the page's own stream below */ }
+    }
+    if (!window.EventSource) return;
+    var source = new EventSource(url);
+    streamStatus = "connecting";
+    source.addEventListener("open", function () { streamStatus = "open"; });
+    source.addEventListener("board", function (evt) { heard(evt.data); });
+    source.addEventListener("error", function () {
+      streamStatus = source.readyState === EventSource.CLOSED ? "closed" : "connecting";
+      if (source.readyState === EventSource.CLOSED) setTimeout(streamOpen, 60000);
+    });
+    leave = function () { source.close(); streamStatus = "closed"; };
+  }
+  window.boardPage.streamState = function () { return streamStatus; };
   streamOpen();
 
   // --- theme: the browser's setting unless this browser chose one (remembered in localStorage) ---

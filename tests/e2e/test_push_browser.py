@@ -1,7 +1,7 @@
 """A wall in Chromium on gunicorn as deployed: a change is pushed to it, and it still polls when the push cannot reach it.
 
 The wall polls once a minute here, so a change that shows within seconds was
-pushed. The fallback cases take the stream away in front of the browser (a
+pushed. The pages of one browser share one stream (a SharedWorker). The fallback cases take the stream away in front of the browser (a
 proxy that holds the answer back, a connection refused) with the wall polling
 every 2 s: the change must still show, by the poll, with no banner.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, Route
+from playwright.sync_api import Browser, Page
 
 from dashboard.models import DisplayToken
 from tests import board_data
-from tests.relay import TcpRelay
+from tests.relay import StreamBlockingRelay, TcpRelay
 from tests.webserver import WebServer, gunicorn_board
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,30 +71,30 @@ def test_a_change_is_pushed_to_an_open_wall_before_its_next_poll(wall: Page, web
     assert wall.locator("#connection-banner").is_hidden()
 
 
-@pytest.mark.parametrize("cut", ["held back by a proxy", "refused"])
+@pytest.mark.parametrize("how", ["hold", "refuse"], ids=["held back by a proxy", "refused by a proxy"])
 def test_a_wall_whose_stream_cannot_get_through_keeps_polling_and_says_nothing(
-    wall: Page, web: WebServer, cut: str
+    wall: Page, web: WebServer, how: str
 ) -> None:
-    held: list[Route] = []
-    if cut == "refused":
-        wall.route("**/stream/", lambda route: route.abort("connectionrefused"))
-    else:
-        # A buffering proxy: the request goes out and no byte of the answer comes back.
-        wall.route("**/stream/", lambda route: held.append(route))
-    board_data.publish(board_data.board())
-    _, raw = DisplayToken.issue("lobby")
-    wall.goto(f"{web.base_url}/kiosk/{raw}/?refresh=2")
-    assert "streaming" in run_status(wall)
-    wall.wait_for_function("() => window.boardPage.streamState() !== 'open'")
+    proxy = StreamBlockingRelay(int(web.base_url.rsplit(":", 1)[1]), how)
+    proxy.start()
+    try:
+        board_data.publish(board_data.board())
+        _, raw = DisplayToken.issue("lobby")
+        wall.goto(f"{proxy.url}/kiosk/{raw}/?refresh=2")
+        assert "streaming" in run_status(wall)
 
-    change_the_run()
+        change_the_run()
 
-    wall.locator(f"#wall-run-{board_data.RUN_ACTIVE} .status", has_text="pending").wait_for(timeout=20_000)
-    assert stream_state(wall) != "open"
-    assert wall.locator("#connection-banner").is_hidden()
-    assert not wall.evaluate("window.boardPage.pushedAt")
-    for route in held:
-        route.abort()
+        wall.locator(f"#wall-run-{board_data.RUN_ACTIVE} .status", has_text="pending").wait_for(
+            timeout=20_000
+        )
+        assert stream_state(wall) != "open"
+        assert wall.locator("#connection-banner").is_hidden()
+        assert not wall.evaluate("window.boardPage.pushedAt")
+        if how == "hold":
+            assert proxy.held, "the stream was asked for, and held"
+    finally:
+        proxy.stop()
 
 
 def test_after_the_connection_is_cut_the_wall_reopens_its_stream_and_is_pushed_to_again(
@@ -123,3 +123,26 @@ def test_after_the_connection_is_cut_the_wall_reopens_its_stream_and_is_pushed_t
         assert wall.locator("#connection-banner").is_hidden()
     finally:
         relay.stop()
+
+
+def test_eight_board_tabs_in_one_browser_share_one_stream_and_all_hear_the_change(
+    wall: Page, web: WebServer
+) -> None:
+    # Six connections per server is all a browser opens over HTTP/1.1: with a stream per
+    # tab, the seventh tab would not even load.
+    board_data.publish(board_data.board())
+    _, raw = DisplayToken.issue("lobby")
+    streams: list[str] = []
+    wall.context.on(
+        "request", lambda request: streams.append(request.url) if "/stream/" in request.url else None
+    )
+    tabs = [wall] + [wall.context.new_page() for _ in range(7)]
+    for tab in tabs:
+        tab.goto(f"{web.base_url}/kiosk/{raw}/?refresh=60")
+    for tab in tabs:
+        tab.wait_for_function("() => window.boardPage.streamState() === 'open'", timeout=15_000)
+
+    change_the_run()
+
+    for tab in tabs:
+        tab.locator(f"#wall-run-{board_data.RUN_ACTIVE} .status", has_text="pending").wait_for(timeout=20_000)
