@@ -39,6 +39,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kiosk_memory import CHROMIUM
+from kiosk_memory import CHROMIUM_ARGS as KIOSK_CHROMIUM_ARGS
 from playwright.sync_api import Browser, Page, sync_playwright
 from soak import tree_rss_mib
 from stack import Stack, mog_token, percentile, proc_cpu_seconds, wait_until
@@ -46,19 +48,13 @@ from stack import Stack, mog_token, percentile, proc_cpu_seconds, wait_until
 WINDOW = 10
 BUDGET = 50
 REFRESH = 1
-CHROMIUM = "/usr/bin/chromium"
+# Every page is a wall in front of someone: none is throttled as a background tab; and
+# pages share a few renderer processes, so 200 walls fit in memory.
 CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    # Every page is a wall in front of someone: none is throttled as a background tab.
+    *KIOSK_CHROMIUM_ARGS,
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
-    # Pages share a few renderer processes, so 200 walls fit in memory.
     "--renderer-process-limit=8",
 ]
 # Each page notes when a swap changed a run's status text: [run id, text, epoch ms of the

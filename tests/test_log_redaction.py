@@ -25,6 +25,7 @@ from pytest_django.fixtures import Settings
 from dashboard.models import DisplayToken
 from tests import pollers
 from tests.waiting import wait_for
+from tests.webserver import gunicorn_board
 
 
 def free_port() -> int:
@@ -129,56 +130,12 @@ def test_gunicorn_debug_lines_have_no_display_token(
 ) -> None:
     # At debug, gunicorn itself writes each request's method and path to its error log.
     _, raw = DisplayToken.issue("lobby")
-    port = free_port()
-    error_log = tmp_path / "error.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "DJANGO_SECRET_KEY": django_settings.SECRET_KEY,
-        "DATABASE_URL": pollers.test_database_url(),
-        "REDIS_URL": valkey_server,
-        "BOARD_VAR_DIR": str(tmp_path),
-        "BOARD_LOG_LEVEL": "DEBUG",
-    }
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "dashboard.asgi",
-            "--worker-class",
-            "asgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "debug",
-            "--error-logfile",
-            str(error_log),
-        ],
-        cwd=django_settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            try:
-                return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(answers, timeout=30, what="gunicorn to answer")
-        assert httpx.get(f"{base}/kiosk/{raw}/", timeout=10).status_code == 200
-
-        def kiosk_line() -> str | None:
-            log = error_log.read_text()
-            return log if "GET /kiosk/" in log else None
-
-        text = wait_for(kiosk_line, timeout=10, what="gunicorn's debug line for the kiosk")
-    finally:
-        web.terminate()
-        web.wait(timeout=15)
+    with gunicorn_board(tmp_path, valkey_server, BOARD_LOG_LEVEL="DEBUG") as web:
+        assert httpx.get(f"{web.base_url}/kiosk/{raw}/", timeout=10).status_code == 200
+        text = wait_for(
+            lambda: web.log_text() if "GET /kiosk/" in web.log_text() else None,
+            timeout=10,
+            what="gunicorn's debug line for the kiosk",
+        )
     assert "GET /kiosk/…/" in text
     assert raw not in text

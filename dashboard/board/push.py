@@ -35,13 +35,14 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.cookie import parse_cookie
 from redis.exceptions import RedisError
 
 from dashboard.snapshots import BOARD_CHANNEL
@@ -83,19 +84,27 @@ class VersionHub:
 
     async def _listen(self) -> None:
         pause = 0.5
+        down = False
         while True:
             client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(BOARD_CHANNEL)
                     self.heard(await client.get("board:version"))
-                    pause = 0.5
+                    if down:
+                        logger.info("Board change stream: Redis is back; pushing changes again.")
+                    pause, down = 0.5, False
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self.heard(message.get("data"))
             except (RedisError, OSError) as exc:
-                # The pages keep polling meanwhile; this only delays their next push.
-                logger.warning("Board change stream: Redis unavailable (%s); retrying.", type(exc).__name__)
+                # Once per outage: the pages keep polling meanwhile; only their pushes wait.
+                if not down:
+                    logger.warning(
+                        "Board change stream: Redis unavailable (%s); open pages poll until it is back.",
+                        type(exc).__name__,
+                    )
+                down = True
             finally:
                 await client.aclose()
             await asyncio.sleep(pause)
@@ -172,14 +181,10 @@ def authorised(token: str | None, cookie_header: str) -> tuple[int, str]:
             if display.revoked_at is not None:
                 return 410, DISPLAY_REVOKED
             return 200, ""
-        cookies = SimpleCookie()
-        cookies.load(cookie_header)
-        morsel = cookies.get(settings.SESSION_COOKIE_NAME)
-        if morsel is None:
+        session_key = parse_cookie(cookie_header).get(settings.SESSION_COOKIE_NAME)
+        if not session_key:
             return 403, "Sign in to follow the board."
-        from importlib import import_module
-
-        store = import_module(settings.SESSION_ENGINE).SessionStore(morsel.value)
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
         user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
         if not user.is_authenticated:
             return 403, "Sign in to follow the board."
