@@ -153,10 +153,6 @@ def close_streams() -> None:
     closing().set()
 
 
-def open_streams() -> int:
-    return _open
-
-
 # --- who may open a stream -----------------------------------------------------------
 
 
