@@ -18,7 +18,7 @@ same run, for each change:
   machine's clock).
 
 Target: pixel mean <= snapshot mean + 0.3 s with the push (mode ``push``). Mode
-``poll`` takes the stream away from every page (no EventSource, no SharedWorker:
+``poll`` takes the stream away from every page (no SharedWorker, no Worker:
 the page polls only, as when its stream cannot get through) to show what the push
 saves. Each page has a browser context of its own, as each wall is a browser of
 its own (a browser's pages share one stream, ``static/board/stream-worker.js``).
@@ -39,15 +39,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from freshness import BUDGET, REFRESH, WINDOW, compressed_stack
 from kiosk_memory import CHROMIUM
 from kiosk_memory import CHROMIUM_ARGS as KIOSK_CHROMIUM_ARGS
 from playwright.sync_api import Browser, Page, sync_playwright
 from soak import tree_rss_mib
-from stack import Stack, mog_token, percentile, proc_cpu_seconds, wait_until
+from stack import Stack, percentile, proc_cpu_seconds, wait_until
 
-WINDOW = 10
-BUDGET = 50
-REFRESH = 1
 # Every page is a wall in front of someone: none is throttled as a background tab; and
 # pages share a few renderer processes, so 200 walls fit in memory.
 CHROMIUM_ARGS = [
@@ -101,18 +99,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=40, help="seconds measured with an unchanged board")
     args = parser.parse_args()
 
-    token = mog_token()
-    with Stack(
-        "push",
-        sources={"bench": token},
-        window=WINDOW,
-        budget=BUDGET,
-        env={
-            "BOARD_RUN_REFRESH_SECONDS": str(REFRESH),
-            "BOARD_SANDBOXES_REFRESH_SECONDS": "600",
-            "BOARD_REPOS_REFRESH_SECONDS": "3600",
-        },
-    ) as stack:
+    with compressed_stack("push") as stack:
         from dashboard import snapshots
         from dashboard.board.templatetags import status_word
         from dashboard.models import DisplayToken, TrackedRun
@@ -238,7 +225,7 @@ def open_walls(browser: Browser, url: str, count: int, *, push: bool) -> list[Pa
         context.add_init_script(RECORDER)
         if not push:
             # A browser the stream cannot reach: the page polls only.
-            context.add_init_script("delete window.SharedWorker; delete window.EventSource;")
+            context.add_init_script("delete window.SharedWorker; delete window.Worker;")
         page = context.new_page()
         page.goto(url, wait_until="domcontentloaded")
         pages.append(page)

@@ -410,7 +410,7 @@
   // Every board page of this browser shares one stream through a SharedWorker
   // (stream-worker.js): a browser holds at most six connections to a server, and a
   // stream per tab would leave none for a seventh. Without SharedWorker (Android's
-  // Chrome), the page opens its own.
+  // Chrome), the page runs the same script as a Worker of its own.
   var pushed = null;
   var streamStatus = "none";
   var leave = null;
@@ -424,32 +424,24 @@
     htmx.trigger(poll, "board:refresh");
   }
   function streamOpen() {
-    if (!poll || !poll.dataset.stream || revoked) return;
-    var url = new URL(poll.dataset.stream, window.location.href).href;
-    if (window.SharedWorker && poll.dataset.streamWorker) {
-      try {
-        var worker = new SharedWorker(poll.dataset.streamWorker, { name: "board-stream" });
-        worker.port.onmessage = function (msg) {
-          if (msg.data.type === "board") heard(msg.data.version);
-          else if (msg.data.type === "state") streamStatus = msg.data.state;
-        };
-        worker.port.start();
-        worker.port.postMessage({ type: "follow", url: url });
-        leave = function () { worker.port.postMessage({ type: "bye" }); streamStatus = "closed"; };
-        window.addEventListener("pagehide", leave);
-        return;
-      } catch (e) { /* no worker here: the page's own stream below */ }
+    if (!poll || !poll.dataset.stream || !poll.dataset.streamWorker || revoked) return;
+    var worker;
+    try {
+      worker = window.SharedWorker
+        ? new SharedWorker(poll.dataset.streamWorker, { name: "board-stream" })
+        : new Worker(poll.dataset.streamWorker);
+    } catch (e) {
+      return; // no worker here: the poll alone
     }
-    if (!window.EventSource) return;
-    var source = new EventSource(url);
-    streamStatus = "connecting";
-    source.addEventListener("open", function () { streamStatus = "open"; });
-    source.addEventListener("board", function (evt) { heard(evt.data); });
-    source.addEventListener("error", function () {
-      streamStatus = source.readyState === EventSource.CLOSED ? "closed" : "connecting";
-      if (source.readyState === EventSource.CLOSED) setTimeout(streamOpen, 60000);
-    });
-    leave = function () { source.close(); streamStatus = "closed"; };
+    var port = worker.port || worker;
+    port.onmessage = function (msg) {
+      if (msg.data.type === "board") heard(msg.data.version);
+      else if (msg.data.type === "state") streamStatus = msg.data.state;
+    };
+    if (port.start) port.start();
+    port.postMessage({ type: "follow", url: new URL(poll.dataset.stream, window.location.href).href });
+    leave = function () { port.postMessage({ type: "bye" }); streamStatus = "closed"; };
+    window.addEventListener("pagehide", leave);
   }
   window.boardPage.streamState = function () { return streamStatus; };
   streamOpen();

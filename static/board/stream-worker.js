@@ -6,7 +6,8 @@
    EventSource per URL however many pages follow it, passing on to each page:
      {type: "state", state: "connecting" | "open" | "closed"} and {type: "board", version}.
    A page says {type: "bye"} as it goes away. A stream the server closed for good (a 204,
-   a refusal) is tried again after a minute, as a page would. */
+   a refusal) is tried again after a minute. Where there is no SharedWorker (Android's
+   Chrome) each page runs this as a dedicated Worker of its own, with the same messages. */
 "use strict";
 
 var streams = {};
@@ -36,8 +37,7 @@ function follow(url, stream) {
   });
 }
 
-self.onconnect = function (evt) {
-  var port = evt.ports[0];
+function connect(port) {
   var url = null;
   port.onmessage = function (msg) {
     var data = msg.data || {};
@@ -61,5 +61,12 @@ self.onconnect = function (evt) {
       url = null;
     }
   };
-  port.start();
-};
+  if (port.start) port.start();
+}
+
+if (typeof SharedWorkerGlobalScope !== "undefined" && self instanceof SharedWorkerGlobalScope) {
+  self.onconnect = function (evt) { connect(evt.ports[0]); };
+} else {
+  // A dedicated Worker (a browser without SharedWorker): the one page it serves is its port.
+  connect(self);
+}

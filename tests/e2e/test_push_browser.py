@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from dashboard.models import DisplayToken
 from tests import board_data
@@ -32,14 +32,10 @@ def web(tmp_path: Path, valkey_server: str, redis_db: redis.Redis, settings: Any
 
 
 @pytest.fixture
-def wall(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1920, "height": 1080})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], "the page script raised errors"
+def wall(page: Page) -> Page:
+    """The browser page of conftest (page script errors fail the test), at a wall's size."""
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    return page
 
 
 def run_status(wall: Page) -> str:
@@ -56,7 +52,13 @@ def change_the_run() -> None:
     board_data.publish(changed)
 
 
-def test_a_change_is_pushed_to_an_open_wall_before_its_next_poll(wall: Page, web: WebServer) -> None:
+@pytest.mark.parametrize("worker", ["shared", "dedicated"])
+def test_a_change_is_pushed_to_an_open_wall_before_its_next_poll(
+    wall: Page, web: WebServer, worker: str
+) -> None:
+    if worker == "dedicated":
+        # A browser without SharedWorker (Android's Chrome): the page's own Worker follows the stream.
+        wall.add_init_script("delete window.SharedWorker;")
     board_data.publish(board_data.board())
     _, raw = DisplayToken.issue("lobby")
     wall.goto(f"{web.base_url}/kiosk/{raw}/?refresh=60")
