@@ -15,6 +15,7 @@ A failing source only ever delays itself; every other source keeps its own pace.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -304,10 +305,7 @@ def _tick_source(
     automation_ids: Sequence[str] = (),
 ) -> tuple[state.Planned, Plan, dict[str, object]]:
     """One source's plan, from what the tick read: what it writes to the schedule, the plan, its health fields."""
-    runs = [
-        RunState(run.run_id, run.status, marks.get(f"run:{run.run_id}", 0.0), run.final_fetch_done)
-        for run in owned
-    ]
+    runs = [dataclasses.replace(run, last_planned_at=marks.get(f"run:{run.run_id}", 0.0)) for run in owned]
     wanted = {f"run:{run.run_id}" for run in runs} | {f"lookup:{run_id}" for run_id in lookups}
     wanted |= {f"automation:{automation_id}" for automation_id in automation_ids}
     # A lookup planned a moment ago is still on its way (or failed: asked again later).
