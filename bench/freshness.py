@@ -33,16 +33,11 @@ BUDGET = 50
 REFRESH = 1
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--k", type=int, nargs="+", default=[5, 20, 60])
-    parser.add_argument("--changes", type=int, default=30, help="status changes measured per k")
-    args = parser.parse_args()
-
-    token = mog_token()
-    with Stack(
-        "freshness",
-        sources={"bench": token},
+def compressed_stack(name: str) -> Stack:
+    """The stack with time compressed as this bench runs it: one token ("bench"), a WINDOW s window."""
+    return Stack(
+        name,
+        sources={"bench": mog_token()},
         window=WINDOW,
         budget=BUDGET,
         env={
@@ -51,7 +46,16 @@ def main() -> None:
             "BOARD_SANDBOXES_REFRESH_SECONDS": "600",
             "BOARD_REPOS_REFRESH_SECONDS": "3600",
         },
-    ) as stack:
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, nargs="+", default=[5, 20, 60])
+    parser.add_argument("--changes", type=int, default=30, help="status changes measured per k")
+    args = parser.parse_args()
+
+    with compressed_stack("freshness") as stack:
         from dashboard import snapshots
         from dashboard.models import TrackedRun
 
